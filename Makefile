@@ -1,0 +1,56 @@
+# aimo-submit: every entry point a user or CI needs. Each target installs what it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Rehearsal knobs (make local-gateway MODEL=... CSV=... BUDGET=...)
+MODEL   ?= tiny-qwen2-math
+CSV     ?= aimo_submit/assets/tiny_problems.csv
+BUDGET  ?= 600
+PROFILE ?= aimo2
+KAGGLE_DATA ?=
+ARGS    ?=
+
+.PHONY: help venv test local-gateway tiny-model notebook package bench lint clean
+
+help:
+	@echo "make local-gateway   rehearse the whole submission on the embedded tiny model (CPU)"
+	@echo "make test            run the test suite"
+	@echo "make tiny-model      retrain the embedded tiny model and its problem CSV"
+	@echo "make notebook        build notebooks/aimo_submit.ipynb from its template"
+	@echo "make package         build the Kaggle upload folders under build/"
+	@echo "make bench           run the benchmarks and print their tables"
+	@echo "make lint            ruff"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+local-gateway: $(STAMP)
+	$(PY) -m aimo_submit local-gateway --model $(MODEL) --csv $(CSV) --time-budget $(BUDGET) \
+		--profile $(PROFILE) $(if $(KAGGLE_DATA),--kaggle-data $(KAGGLE_DATA)) $(ARGS)
+
+tiny-model: $(STAMP)
+	$(PY) scripts/make_tiny_model.py
+
+notebook: $(STAMP)
+	$(PY) -m aimo_submit build-notebook
+
+package: $(STAMP)
+	$(PY) -m aimo_submit package
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+lint: $(STAMP)
+	$(PY) -m ruff check aimo_submit tests scripts bench
+
+clean:
+	rm -rf build runs .pytest_cache

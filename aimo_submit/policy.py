@@ -1,0 +1,105 @@
+"""Every policy knob in one place, with the reason for its default.
+
+The solver, the scheduler and the simulator read only this dataclass, so a policy tuned in
+simulation is exactly the one submitted. Load overrides from JSON with ``PolicyConfig.from_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    # --- sampling -----------------------------------------------------------------------------
+    n_samples: int = 8
+    """Samples started per problem. AIMO2 winners ran 12-32 on 4x L4; 8 suits the tiny model."""
+    temperature: float = 1.0
+    """Distilled R1 models are tuned for T~0.6-1.0; diversity is what makes voting work."""
+    top_p: float = 0.95
+    seed: int | None = 0
+    """Base seed (sample i uses seed + i); None for non-reproducible sampling."""
+    stop_on_boxed: bool = True
+    """End a sample as soon as it writes a complete ``\\boxed{}``: its answer is known."""
+
+    # --- voting and early stop -----------------------------------------------------------------
+    early_stop_agree: int = 4
+    """Stop when this many samples agree (the AIMO2 winner stopped at 4 agreeing of 12)."""
+    early_stop_unbeatable: bool = True
+    """Stop when the outstanding samples can no longer overtake the leader."""
+    min_votes: int = 1
+    """Votes required before any early stop; guards against stopping on one lucky sample."""
+    code_vote_weight: float = 1.0
+    """Vote weight of an answer reached after executed code (tool-integrated reasoning)."""
+    settled_share: float = 0.6
+    """At the soft deadline a problem whose leader holds this share of votes is settled."""
+
+    # --- time ------------------------------------------------------------------------------------
+    safety_margin_s: float = 300.0
+    """Seconds kept back from the total budget for model load jitter and gateway overhead."""
+    safety_margin_frac: float = 0.03
+    """Extra margin as a fraction of the total budget (whichever of the two is larger wins)."""
+    min_problem_s: float = 5.0
+    """No problem is planned below this (unless the whole budget is gone)."""
+    extend_factor: float = 1.6
+    """A disagreeing problem may run to this multiple of its fair share (the hard deadline)."""
+    soft_fraction: float = 1.0
+    """The soft deadline is this fraction of the fair share: settled problems stop there."""
+    answer_grace_s: float = 1.0
+    """Seconds reserved inside a problem's deadline to cancel samples and return an answer."""
+
+    # --- tokens ----------------------------------------------------------------------------------
+    max_tokens: int = 512
+    """Upper bound on tokens per sample; the manifest entry usually overrides it (32k for R1)."""
+    min_tokens: int = 32
+    """Lower bound so a late problem still gets a chance to answer."""
+    initial_tokens_per_s: float = 50.0
+    """Per-sample decode speed assumed before the first measurement (then measured online)."""
+    throughput_ema: float = 0.5
+    """Weight of the newest throughput measurement in the running average."""
+
+    # --- tool-integrated reasoning ---------------------------------------------------------------
+    tir: bool = True
+    """Run fenced Python blocks the model writes and feed the output back."""
+    max_code_calls: int = 4
+    """Code executions allowed per sample; further blocks are not run."""
+    code_timeout_s: float = 10.0
+    """Wall-clock limit of one code execution."""
+    code_workers: int = 4
+    """Code executions running at once (a bounded pool; more wait their turn)."""
+
+    # --- fallbacks -----------------------------------------------------------------------------
+    fallback_answer: int = 0
+    """Returned when no sample produced an answer at all; 0 is as good a guess as any."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes carried into run logs; not read by any policy code."""
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 1:
+            raise ValueError("n_samples must be >= 1")
+        if self.early_stop_agree < 1:
+            raise ValueError("early_stop_agree must be >= 1")
+        if not 0 < self.settled_share <= 1:
+            raise ValueError("settled_share must be in (0, 1]")
+        if self.extend_factor < 1:
+            raise ValueError("extend_factor must be >= 1")
+        if self.min_tokens < 1 or self.max_tokens < self.min_tokens:
+            raise ValueError("need 1 <= min_tokens <= max_tokens")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        """Build from a mapping, refusing unknown keys so a typo never silently does nothing."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown policy keys: {', '.join(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> PolicyConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
