@@ -1,0 +1,87 @@
+"""Competition profiles as data: answer range, problem count, time limit, hardware.
+
+Nothing else in the package hard-codes 1000 or 5 hours; it asks the profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CompetitionProfile:
+    name: str
+    answer_modulus: int
+    """Answers are integers in ``0 .. answer_modulus - 1``; model integers are reduced with ``%``."""
+    n_problems: int
+    time_limit_s: float
+    """Whole-run budget for answering every problem (the notebook's run time)."""
+    startup_limit_s: float
+    """How long the gateway waits for the inference server before giving up."""
+    hardware: str
+    gpus: int
+    gpu_memory_gb: float
+    server_module: str
+    """Module of ``kaggle_evaluation`` holding the inference server class."""
+    server_class: str
+    competition_slug: str
+    """Folder name under ``/kaggle/input`` where the competition data is mounted."""
+
+    @property
+    def max_answer(self) -> int:
+        return self.answer_modulus - 1
+
+    def validate_answer(self, answer: object) -> int:
+        """Return ``answer`` as an int in range, or raise ValueError saying what is wrong."""
+        if isinstance(answer, bool) or not isinstance(answer, int):
+            # numpy integers and the like: accept anything that is exactly an integer
+            try:
+                as_int = int(answer)  # type: ignore[call-overload]
+            except (TypeError, ValueError):
+                raise ValueError(f"answer must be an integer, got {type(answer).__name__}") from None
+            if isinstance(answer, bool) or as_int != answer:
+                raise ValueError(f"answer must be an integer, got {answer!r}")
+            answer = as_int
+        if not 0 <= answer < self.answer_modulus:
+            raise ValueError(f"answer {answer} outside 0..{self.max_answer} ({self.name})")
+        return answer
+
+
+AIMO2 = CompetitionProfile(
+    name="aimo2",
+    answer_modulus=1000,
+    n_problems=50,
+    time_limit_s=5 * 3600,
+    startup_limit_s=15 * 60,
+    hardware="4x NVIDIA L4 (24 GB each, ~300 GB/s, FP8, no NVLink)",
+    gpus=4,
+    gpu_memory_gb=24,
+    server_module="kaggle_evaluation.aimo_2_inference_server",
+    server_class="AIMO2InferenceServer",
+    competition_slug="ai-mathematical-olympiad-progress-prize-2",
+)
+
+AIMO3 = CompetitionProfile(
+    # Public write-ups: 50 problems, 5 h on one H100 80 GB, answers are 5-digit (0..99999).
+    # Server module/class names follow the AIMO2 pattern (not checked against the real package).
+    name="aimo3",
+    answer_modulus=100000,
+    n_problems=50,
+    time_limit_s=5 * 3600,
+    startup_limit_s=15 * 60,
+    hardware="1x NVIDIA H100 80 GB",
+    gpus=1,
+    gpu_memory_gb=80,
+    server_module="kaggle_evaluation.aimo_3_inference_server",
+    server_class="AIMO3InferenceServer",
+    competition_slug="ai-mathematical-olympiad-progress-prize-3",
+)
+
+PROFILES: dict[str, CompetitionProfile] = {p.name: p for p in (AIMO2, AIMO3)}
+
+
+def get_profile(name: str) -> CompetitionProfile:
+    try:
+        return PROFILES[name.lower()]
+    except KeyError:
+        raise KeyError(f"unknown competition profile {name!r}; known: {sorted(PROFILES)}") from None
