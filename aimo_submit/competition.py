@@ -12,12 +12,14 @@ from dataclasses import dataclass
 class CompetitionProfile:
     name: str
     answer_modulus: int
-    """Answers are integers in ``0 .. answer_modulus - 1``; model integers are reduced with ``%``."""
+    """Answers are integers in ``0 .. answer_modulus - 1``; model integers are reduced by ``%``."""
     n_problems: int
     time_limit_s: float
     """Whole-run budget for answering every problem (the notebook's run time)."""
     startup_limit_s: float
     """How long the gateway waits for the inference server before giving up."""
+    response_timeout_s: float
+    """How long the gateway waits for one ``predict`` answer (after the first one)."""
     hardware: str
     gpus: int
     gpu_memory_gb: float
@@ -38,7 +40,8 @@ class CompetitionProfile:
             try:
                 as_int = int(answer)  # type: ignore[call-overload]
             except (TypeError, ValueError):
-                raise ValueError(f"answer must be an integer, got {type(answer).__name__}") from None
+                kind = type(answer).__name__
+                raise ValueError(f"answer must be an integer, got {kind}") from None
             if isinstance(answer, bool) or as_int != answer:
                 raise ValueError(f"answer must be an integer, got {answer!r}")
             answer = as_int
@@ -53,6 +56,7 @@ AIMO2 = CompetitionProfile(
     n_problems=50,
     time_limit_s=5 * 3600,
     startup_limit_s=15 * 60,
+    response_timeout_s=30 * 60,  # AIMO2 gateway: set_response_timeout_seconds(60 * 30)
     hardware="4x NVIDIA L4 (24 GB each, ~300 GB/s, FP8, no NVLink)",
     gpus=4,
     gpu_memory_gb=24,
@@ -69,6 +73,7 @@ AIMO3 = CompetitionProfile(
     n_problems=50,
     time_limit_s=5 * 3600,
     startup_limit_s=15 * 60,
+    response_timeout_s=9 * 3600,  # AIMO3 gateway sets 9 h, i.e. no per-problem limit
     hardware="1x NVIDIA H100 80 GB",
     gpus=1,
     gpu_memory_gb=80,

@@ -1,0 +1,3 @@
+from aimo_submit.cli import main
+
+raise SystemExit(main())

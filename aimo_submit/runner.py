@@ -1,0 +1,392 @@
+"""The submission: one object that owns the engine, the clock and ``predict``.
+
+``predict`` is what Kaggle's gateway calls; it must never raise and never miss its deadline, so
+the solver runs on a dedicated event-loop thread and ``predict`` waits for it with a hard timeout.
+If the solve overruns (a hung engine), ``predict`` answers from the votes gathered so far, or
+from partial texts, or with the policy's fallback. Model loading starts in the background as
+soon as the submission is created, so the inference server answers the gateway's start-up
+handshake immediately while weights load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from aimo_submit.competition import CompetitionProfile, get_profile
+from aimo_submit.engines.base import Engine
+from aimo_submit.policy import PolicyConfig
+from aimo_submit.runlog import RunLog
+from aimo_submit.schedule import ProblemBudget, Scheduler
+from aimo_submit.solver import LiveProblem, Solver, SolveResult
+
+log = logging.getLogger("aimo_submit.runner")
+
+_ENGINE_FAILS_BEFORE_RESTART = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the runner needs to know of a model (built from its manifest entry)."""
+
+    name: str
+    engine: str
+    path: Path
+    prompt_style: str = "r1"
+    tir_prompt_style: str | None = None
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None
+    engine_settings: dict[str, Any] = field(default_factory=dict)
+
+
+class EventLoopThread:
+    """An asyncio loop on a daemon thread: the engine and solver live there across problems."""
+
+    def __init__(self, name: str = "aimo-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+
+
+def coerce_text(value: Any) -> tuple[str, str | None]:
+    """Turn whatever the gateway sent into a string; the note says what was unusual."""
+    note = None
+    try:
+        if hasattr(value, "to_series") and hasattr(value, "columns"):  # polars DataFrame
+            value = value.to_series(0) if value.width else None
+            note = "got a DataFrame, used its first column"
+        elif hasattr(value, "iloc") and hasattr(value, "columns"):  # pandas DataFrame
+            value = value.iloc[:, 0] if value.shape[1] else None
+            note = "got a pandas DataFrame, used its first column"
+        if hasattr(value, "iloc"):  # pandas Series
+            value = value.iloc[0] if len(value) else None
+        elif hasattr(value, "item") and hasattr(value, "len"):  # polars Series
+            value = value.item(0) if value.len() else None
+        elif isinstance(value, (list, tuple)):
+            value = value[0] if value else None
+    except Exception as exc:
+        return "", f"could not read value ({type(exc).__name__}: {exc})"
+    if value is None:
+        return "", (note + "; " if note else "") + "empty value"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace"), "got bytes, decoded as UTF-8"
+    if not isinstance(value, str):
+        return str(value), (note + "; " if note else "") + f"got {type(value).__name__}"
+    return value, note
+
+
+class Submission:
+    """Everything ``predict`` needs, created once per run."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        spec: ModelSpec,
+        profile: CompetitionProfile,
+        *,
+        policy: PolicyConfig | None = None,
+        total_s: float | None = None,
+        n_problems: int | None = None,
+        workdir: str | Path = ".",
+        sandbox: Any = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.created = clock()
+        self.clock = clock
+        self.profile = profile
+        self.spec = spec
+        policy = policy or PolicyConfig()
+        self.policy = policy
+        self.engine = engine
+        self.sandbox = sandbox
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.scheduler = Scheduler(
+            policy,
+            total_s if total_s is not None else profile.time_limit_s,
+            n_problems if n_problems is not None else profile.n_problems,
+            clock=clock,
+            start=self.created,
+            max_problem_s=max(1.0, profile.response_timeout_s - 60.0),
+        )
+        self.solver = Solver(
+            engine,
+            policy,
+            modulus=profile.answer_modulus,
+            prompt_style=spec.prompt_style,
+            tir_prompt_style=spec.tir_prompt_style,
+            stop=spec.stop,
+            sandbox=sandbox,
+        )
+        self.runlog = RunLog(self.workdir / "aimo_runlog.jsonl")
+        self.records: dict[str, dict[str, Any]] = {}
+        self.engine_failures = 0
+        self.restarts: list[float] = []
+        self.startup_s: float | None = None
+        self._loop = EventLoopThread()
+        self._ready = self._loop.submit(self._start_engine())
+
+    # -- construction from the manifest ----------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        model: str = "tiny-qwen2-math",
+        profile: str | CompetitionProfile = "aimo2",
+        manifest_path: str | Path | None = None,
+        search_roots: Sequence[str | Path] = (),
+        policy_overrides: dict[str, Any] | None = None,
+        workdir: str | Path = ".",
+        *,
+        total_s: float | None = None,
+        n_problems: int | None = None,
+    ) -> Submission:
+        """Resolve ``model`` in the weights manifest, build its engine and start loading it."""
+        from aimo_submit.engines import create_engine
+        from aimo_submit.manifest import load_manifest, resolve_model_path
+
+        prof = get_profile(profile) if isinstance(profile, str) else profile
+        manifest = load_manifest(manifest_path)
+        entry = manifest.get(model)
+        path = resolve_model_path(entry, [Path(p) for p in search_roots])
+        spec = spec_from_entry(entry, path)
+        overrides = dict(policy_overrides or {})
+        if spec.max_tokens and "max_tokens" not in overrides:
+            overrides["max_tokens"] = spec.max_tokens  # the model's own default; user wins
+        policy = PolicyConfig.from_dict(overrides)
+        sandbox = None
+        if policy.tir and spec.tir_prompt_style:
+            from aimo_submit.sandbox import Sandbox
+
+            sandbox = Sandbox(workers=policy.code_workers, timeout_s=policy.code_timeout_s)
+        engine = create_engine(spec.engine, spec.path, spec.engine_settings)
+        return cls(
+            engine,
+            spec,
+            prof,
+            policy=policy,
+            total_s=total_s,
+            n_problems=n_problems,
+            workdir=workdir,
+            sandbox=sandbox,
+        )
+
+    # -- engine lifecycle --------------------------------------------------------------------
+    async def _start_engine(self) -> float:
+        t0 = time.monotonic()
+        await self.engine.start()
+        self.startup_s = time.monotonic() - t0
+        log.info("engine %s ready in %.1f s", self.engine.name, self.startup_s)
+        return self.startup_s
+
+    async def _restart_engine(self) -> float:
+        t0 = time.monotonic()
+        try:
+            await asyncio.wait_for(self.engine.close(), timeout=30)
+        except Exception as exc:  # a broken engine may not close cleanly; start anew anyway
+            log.warning("engine close failed during restart: %r", exc)
+        await self.engine.start()
+        took = time.monotonic() - t0
+        self.restarts.append(took)
+        log.warning("engine restarted in %.1f s", took)
+        return took
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the engine is loaded (True) or failed / timed out (False)."""
+        try:
+            self._ready.result(timeout=timeout)
+            return True
+        except Exception:
+            return False
+
+    # -- the gateway's entry point ---------------------------------------------------------------
+    def predict(self, id_: Any = None, problem: Any = None, *extra: Any) -> pl.DataFrame:
+        """Kaggle's ``predict``: a one-row DataFrame ``id, answer``. Never raises."""
+        t0 = self.clock()
+        faults: list[str] = []
+        pid, note = coerce_text(id_)
+        if note:
+            faults.append(f"id: {note}")
+        text, note = coerce_text(problem)
+        if note:
+            faults.append(f"problem: {note}")
+        if extra:
+            faults.append(f"ignored {len(extra)} extra argument(s) from the gateway")
+        if pid in self.records:
+            faults.append(f"repeated id {pid!r}: solved again")
+        if not text.strip():
+            faults.append("empty problem text")
+        answer, result, budget = self.policy.fallback_answer, None, None
+        try:
+            budget = self.scheduler.plan()
+            answer, result = self._answer(text, budget, faults)
+        except BaseException as exc:  # noqa: BLE001 - predict must answer whatever happens
+            faults.append(f"predict error: {type(exc).__name__}: {exc}")
+            log.exception("predict error")
+        answer = int(answer) % self.profile.answer_modulus
+        self.scheduler.finish_problem()
+        seconds = self.clock() - t0
+        record = self._record(pid, answer, result, budget, seconds, faults)
+        self.records[pid] = record
+        self.runlog.write(record)
+        for fault in faults:
+            log.warning("problem %s: %s", pid, fault)
+        return pl.DataFrame(
+            {"id": [pid], "answer": [answer]}, schema={"id": pl.String, "answer": pl.Int64}
+        )
+
+    def _answer(
+        self, text: str, budget: ProblemBudget, faults: list[str]
+    ) -> tuple[int, SolveResult | None]:
+        fallback = self.policy.fallback_answer
+        if not self._ready.done():
+            wait = budget.hard_deadline - self.clock() - self.policy.answer_grace_s
+            if not self.wait_ready(timeout=max(0.0, wait)):
+                faults.append("engine not ready before the problem's deadline")
+                return fallback, None
+        if self._ready.exception() is not None:
+            faults.append(f"engine failed to start: {self._ready.exception()!r}")
+            self._schedule_restart(faults)
+            return fallback, None
+        live = LiveProblem(self.profile.answer_modulus)
+        future = self._loop.submit(self.solver.solve(text, budget, live=live))
+        timeout = max(0.0, budget.hard_deadline - self.clock()) + self.policy.answer_grace_s
+        try:
+            result = future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            faults.append(f"solve overran its deadline by {self.policy.answer_grace_s:.1f} s")
+            best, source = live.best_answer()
+            faults.append(f"answered from {source}")
+            return (best if best is not None else fallback), None
+        except BaseException as exc:  # noqa: BLE001
+            faults.append(f"solve failed: {type(exc).__name__}: {exc}")
+            best, _ = live.best_answer()
+            return (best if best is not None else fallback), None
+        faults.extend(result.faults)
+        if result.tokens_per_s:
+            self.scheduler.observe_throughput(int(result.tokens_per_s * 1000), 1000.0)
+        engine_broken = result.n_voted == 0 and any("engine" in f or "generation" in f
+                                                    for f in result.faults)
+        self.engine_failures = self.engine_failures + 1 if engine_broken else 0
+        if self.engine_failures >= _ENGINE_FAILS_BEFORE_RESTART:
+            self._schedule_restart(faults)
+        return result.answer, result
+
+    def _schedule_restart(self, faults: list[str]) -> None:
+        if self._ready.done():
+            faults.append("engine restart scheduled")
+            self.engine_failures = 0
+            self._ready = self._loop.submit(self._restart_engine())
+
+    def _record(
+        self,
+        pid: str,
+        answer: int,
+        result: SolveResult | None,
+        budget: ProblemBudget | None,
+        seconds: float,
+        faults: list[str],
+    ) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "id": pid,
+            "answer": answer,
+            "seconds": round(seconds, 3),
+            "time_left_s": round(self.scheduler.usable_left(), 1),
+            "faults": faults,
+        }
+        if budget is not None:
+            rec["budget"] = {
+                "soft_s": round(budget.soft_deadline - budget.start, 2),
+                "hard_s": round(budget.hard_deadline - budget.start, 2),
+                "max_tokens": budget.max_tokens,
+            }
+        if result is not None:
+            rec.update(
+                {
+                    k: v
+                    for k, v in result.to_dict().items()
+                    if k not in ("answer", "seconds", "faults")
+                }
+            )
+        return rec
+
+    # -- running ------------------------------------------------------------------------------
+    def serve(
+        self,
+        test_csv: str | Path | None = None,
+        kaggle_data: str | Path | None = None,
+        *,
+        seed: int | None = None,
+        report: bool = True,
+        progress: bool = True,
+    ) -> Any:
+        """Serve through Kaggle's gateway if present, else rehearse with the local one."""
+        from aimo_submit.gateway import serve
+
+        result = serve(
+            self.predict,
+            self.profile,
+            test_csv=test_csv,
+            kaggle_data=kaggle_data,
+            time_limit_s=self.scheduler.total_s,
+            seed=seed,
+            out_dir=self.workdir,
+            progress=progress,
+        )
+        if result is not None and report:
+            from aimo_submit.report import print_report, write_plot
+
+            print_report(result, self.records, startup_s=self.startup_s)
+            plot = write_plot(result, self.records, self.workdir / "rehearsal.png")
+            print(f"plot: {plot}")
+        return result
+
+    def close(self) -> None:
+        try:
+            self._loop.submit(self.engine.close()).result(timeout=30)
+        except Exception as exc:
+            log.warning("engine close failed: %r", exc)
+        if self.sandbox is not None and hasattr(self.sandbox, "close"):
+            try:
+                res = self.sandbox.close()
+                if asyncio.iscoroutine(res):
+                    self._loop.submit(res).result(timeout=10)
+            except Exception as exc:
+                log.warning("sandbox close failed: %r", exc)
+        self._loop.stop()
+
+
+def spec_from_entry(entry: Any, path: Path) -> ModelSpec:
+    """Adapt a manifest entry to what the runner needs."""
+    prompt = getattr(entry, "prompt_style", None) or "r1"
+    return ModelSpec(
+        name=entry.name,
+        engine=entry.engine,
+        path=path,
+        prompt_style=prompt,
+        tir_prompt_style=getattr(entry, "tir_prompt_style", None),
+        stop=tuple(getattr(entry, "stop", ()) or ()),
+        max_tokens=getattr(entry, "max_tokens", None),
+        engine_settings=dict(getattr(entry, "engine_settings", {}) or {}),
+    )

@@ -1,0 +1,480 @@
+"""Solve one problem: sample, extract, vote, stop early, respect the deadline.
+
+The same code runs against every engine (transformers, vLLM, the virtual-clock replay engine
+and fault-injecting wrappers), so what the simulator measures is what the submission does. All
+timing uses the running event loop's clock, which is real time in a submission and virtual
+time in the simulator.
+
+Flow: one generation of ``n`` samples is started; events from it (and from any continuation
+generations of tool-integrated reasoning) are merged through one queue. A sample that writes a
+complete ``\\boxed{}`` is done at once (when ``stop_on_boxed``); one that stops at ``CODE_STOP``
+has its last Python block run in the sandbox and is continued as a new single-sample request;
+otherwise its answer is extracted when it ends. After every vote the rules in ``vote.py``
+decide whether to stop. At the soft deadline a settled problem stops; at the hard deadline
+everything is cancelled and the best answer so far is returned. A problem never ends without
+an answer: partial texts are searched, then ``policy.fallback_answer`` is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from aimo_submit.engines.base import (
+    Engine,
+    FinishReason,
+    Generation,
+    GenerationRequest,
+    SampleEvent,
+)
+from aimo_submit.extract import extract_answer
+from aimo_submit.policy import PolicyConfig
+from aimo_submit.prompts import CODE_STOP, build_messages, format_code_output, last_code_block
+from aimo_submit.schedule import ProblemBudget
+from aimo_submit.vote import Tally, is_settled, should_stop, tally
+
+log = logging.getLogger("aimo_submit.solver")
+
+_BOX_MARKERS = ("\\boxed", "\\fbox")
+
+
+@dataclass
+class SampleRecord:
+    """Everything known about one sample, across its continuations."""
+
+    index: int
+    started: float
+    text: str = ""
+    tokens: int = 0
+    answer: int | None = None
+    finished: bool = False
+    finish_reason: str | None = None
+    ended: float | None = None
+    code_calls: int = 0
+    code_ok: int = 0
+    code_seconds: float = 0.0
+    error: str | None = None
+    box_from: int = -1
+    """Where the latest box opening was seen (so completion checks stay linear)."""
+    segment_tokens: int = 0
+    """Tokens counted so far in the current request (events report per-request totals)."""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "answer": self.answer,
+            "tokens": self.tokens,
+            "finish": self.finish_reason,
+            "code_calls": self.code_calls,
+            "code_ok": self.code_ok,
+            "seconds": None if self.ended is None else round(self.ended - self.started, 3),
+            "error": self.error,
+        }
+
+
+@dataclass
+class LiveProblem:
+    """State of the problem being solved, readable from outside while it runs.
+
+    The submission runner keeps a reference so that, if the solve task itself misses its
+    deadline (a hung engine), it can still answer with the best vote so far.
+    """
+
+    modulus: int
+    samples: dict[int, SampleRecord] = field(default_factory=dict)
+    votes: list[tuple[int, float]] = field(default_factory=list)
+
+    def tally(self) -> Tally:
+        return tally([a for a, _ in self.votes], [w for _, w in self.votes])
+
+    def best_answer(self) -> tuple[int | None, str]:
+        """Leader of the votes; else an answer found in a partial text; else None."""
+        leader = self.tally().leader()
+        if leader is not None:
+            return leader, "votes"
+        partial = [
+            extract_answer(s.text, self.modulus) for s in self.samples.values() if s.text
+        ]
+        leader = tally(partial).leader()
+        if leader is not None:
+            return leader, "partial"
+        return None, "none"
+
+
+@dataclass
+class SolveResult:
+    answer: int
+    stop_reason: str
+    votes: dict[int, int]
+    n_samples: int
+    n_voted: int
+    tokens: int
+    seconds: float
+    code_calls: int
+    tokens_per_s: float | None
+    """Median per-sample decode speed of this problem (for the scheduler)."""
+    samples: list[dict[str, Any]]
+    faults: list[str]
+    budget_max_tokens: int
+    answer_source: str = "votes"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "stop_reason": self.stop_reason,
+            "answer_source": self.answer_source,
+            "votes": {str(k): v for k, v in self.votes.items()},
+            "n_samples": self.n_samples,
+            "n_voted": self.n_voted,
+            "tokens": self.tokens,
+            "seconds": round(self.seconds, 3),
+            "code_calls": self.code_calls,
+            "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
+            "budget_max_tokens": self.budget_max_tokens,
+            "faults": list(self.faults),
+            "samples": self.samples,
+        }
+
+
+class Solver:
+    """Policy for one problem against any :class:`Engine`.
+
+    ``sandbox`` is anything with ``async run(code) -> result`` where the result has
+    ``to_model_text()`` and an ``ok`` flag (see ``sandbox.py``); without one, code blocks are
+    not run. ``stop`` are the model's stop strings from the manifest; ``CODE_STOP`` is added
+    when tool use is on.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        policy: PolicyConfig,
+        *,
+        modulus: int = 1000,
+        prompt_style: str = "r1",
+        tir_prompt_style: str | None = None,
+        stop: tuple[str, ...] = (),
+        sandbox: Any = None,
+    ) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.modulus = modulus
+        self.prompt_style = prompt_style
+        self.tir_prompt_style = tir_prompt_style
+        self.stop = tuple(stop)
+        self.sandbox = sandbox
+
+    @property
+    def tir_active(self) -> bool:
+        return bool(self.policy.tir and self.sandbox is not None and self.tir_prompt_style)
+
+    def build_prompt(self, problem: str) -> str:
+        style = self.tir_prompt_style if self.tir_active else self.prompt_style
+        messages = build_messages(problem, style or self.prompt_style, self.modulus - 1)
+        return self.engine.format_prompt(messages)
+
+    async def solve(
+        self, problem: str, budget: ProblemBudget, *, live: LiveProblem | None = None
+    ) -> SolveResult:
+        live = live if live is not None else LiveProblem(self.modulus)
+        run = _ProblemRun(self, problem, budget, live)
+        return await run.execute()
+
+
+class _ProblemRun:
+    """One problem's bookkeeping; lives only for the duration of ``Solver.solve``."""
+
+    def __init__(
+        self, solver: Solver, problem: str, budget: ProblemBudget, live: LiveProblem
+    ) -> None:
+        self.s = solver
+        self.p = solver.policy
+        self.problem = problem
+        self.budget = budget
+        self.live = live
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.gens: list[Generation] = []
+        self.pumps: set[asyncio.Task[None]] = set()
+        self.code_tasks: set[asyncio.Task[None]] = set()
+        self.owner: dict[int, tuple[Generation, int]] = {}
+        self.faults: list[str] = []
+        self.prompt = ""
+        self.stop = solver.stop + ((CODE_STOP,) if solver.tir_active else ())
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def samples(self) -> dict[int, SampleRecord]:
+        return self.live.samples
+
+    def outstanding(self) -> int:
+        return sum(1 for s in self.samples.values() if not s.finished)
+
+    def start_generation(self, prompt: str, sample_ids: list[int], max_tokens: int) -> None:
+        seed = None if self.p.seed is None else self.p.seed + 7919 * sample_ids[0]
+        request = GenerationRequest(
+            prompt=prompt,
+            n=len(sample_ids),
+            max_tokens=max(1, max_tokens),
+            stop=self.stop,
+            temperature=self.p.temperature,
+            top_p=self.p.top_p,
+            seed=seed,
+            include_stop=True,
+        )
+        gen = self.s.engine.generate(request)
+        self.gens.append(gen)
+        for j, sid in enumerate(sample_ids):
+            self.owner[sid] = (gen, j)
+            self.samples[sid].segment_tokens = 0
+        task = asyncio.ensure_future(self._pump(gen, sample_ids))
+        self.pumps.add(task)
+        task.add_done_callback(self.pumps.discard)
+
+    async def _pump(self, gen: Generation, sample_ids: list[int]) -> None:
+        try:
+            async for event in gen:
+                self.queue.put_nowait(("event", sample_ids[event.index], gen, event))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # engine failure mid-stream: the samples end with an error
+            self.queue.put_nowait(("gen_error", sample_ids, gen, f"{type(exc).__name__}: {exc}"))
+            return
+        self.queue.put_nowait(("gen_end", sample_ids, gen, None))
+
+    def vote(self, sample: SampleRecord) -> None:
+        if sample.answer is None:
+            return
+        weight = self.p.code_vote_weight if sample.code_ok > 0 else 1.0
+        self.live.votes.append((sample.answer, weight))
+
+    def finish(self, sample: SampleRecord, reason: str, *, extract: bool = True) -> None:
+        if sample.finished:
+            return
+        sample.finished = True
+        sample.finish_reason = reason
+        sample.ended = self.loop.time()
+        if extract and sample.answer is None:
+            sample.answer = extract_answer(sample.text, self.s.modulus)
+        self.vote(sample)
+
+    def cancel_sample(self, sid: int) -> None:
+        gen, j = self.owner.get(sid, (None, 0))
+        if gen is not None:
+            with contextlib.suppress(Exception):
+                gen.cancel(j)
+
+    # -- event handling ------------------------------------------------------------------------
+    def on_event(self, sid: int, gen: Generation, event: SampleEvent) -> None:
+        sample = self.samples[sid]
+        if sample.finished or self.owner.get(sid, (None, 0))[0] is not gen:
+            return  # late events of a sample already decided (e.g. after its box completed)
+        new_tokens = max(0, event.tokens - sample.segment_tokens)
+        sample.segment_tokens = max(sample.segment_tokens, event.tokens)
+        sample.tokens += new_tokens
+        if event.delta:
+            before = len(sample.text)
+            sample.text += event.delta
+            if self.p.stop_on_boxed:
+                self.check_box(sample, before)
+                if sample.finished:
+                    return
+        if not event.finished:
+            return
+        reason = event.finish_reason or FinishReason.STOP
+        if reason == FinishReason.ERROR:
+            sample.error = event.error
+            self.faults.append(f"sample {sid}: engine error: {event.error}")
+        if reason == FinishReason.STOP and self.wants_code(sample):
+            self.run_code(sample)
+            return
+        self.finish(sample, FinishReason(reason).value)
+
+    def check_box(self, sample: SampleRecord, before: int) -> None:
+        """Linear-time detection of a newly completed box in the streamed text."""
+        window_start = max(0, before - 8)
+        for marker in _BOX_MARKERS:
+            pos = sample.text.rfind(marker, window_start)
+            if pos > sample.box_from:
+                sample.box_from = pos
+        if sample.box_from < 0 or "}" not in sample.text[max(before, sample.box_from):]:
+            return
+        answer = extract_answer(sample.text[sample.box_from :], self.s.modulus)
+        if answer is not None:
+            sample.answer = answer
+            self.cancel_sample(sample.index)
+            self.finish(sample, "boxed", extract=False)
+
+    def wants_code(self, sample: SampleRecord) -> bool:
+        return (
+            self.s.tir_active
+            and sample.text.rstrip().endswith(CODE_STOP)
+            and sample.code_calls < self.p.max_code_calls
+            and last_code_block(sample.text) is not None
+        )
+
+    def run_code(self, sample: SampleRecord) -> None:
+        code = last_code_block(sample.text) or ""
+        sample.code_calls += 1
+        task = asyncio.ensure_future(self._code(sample.index, code))
+        self.code_tasks.add(task)
+        task.add_done_callback(self.code_tasks.discard)
+
+    async def _code(self, sid: int, code: str) -> None:
+        started = self.loop.time()
+        try:
+            result = await self.s.sandbox.run(code)
+            text, ok = result.to_model_text(), bool(getattr(result, "ok", False))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken sandbox must not take the problem down
+            text, ok = f"Error: sandbox failure ({type(exc).__name__})", False
+            self.faults.append(f"sample {sid}: sandbox failure: {exc!r}")
+        self.queue.put_nowait(("code_done", sid, text, ok, self.loop.time() - started))
+
+    def on_code_done(self, sid: int, text: str, ok: bool, seconds: float) -> None:
+        sample = self.samples[sid]
+        if sample.finished:
+            return
+        sample.code_seconds += seconds
+        sample.code_ok += int(ok)
+        sample.text += format_code_output(text)
+        remaining = self.budget.max_tokens - sample.tokens
+        if remaining < self.p.min_tokens // 4 or self.loop.time() >= self.stop_at:
+            self.finish(sample, "length")
+            return
+        self.start_generation(self.prompt + sample.text, [sid], remaining)
+
+    def on_gen_failure(self, sample_ids: list[int], gen: Generation, error: str | None) -> None:
+        """A generation's stream ended (or broke) with samples still open: close them."""
+        for sid in sample_ids:
+            sample = self.samples[sid]
+            if not sample.finished and self.owner.get(sid, (None, 0))[0] is gen:
+                if error:
+                    sample.error = error
+                self.finish(sample, "error" if error else "lost")
+        if error:
+            self.faults.append(f"generation failed: {error}")
+
+    # -- main loop -----------------------------------------------------------------------------
+    async def execute(self) -> SolveResult:
+        t0 = self.loop.time()
+        b = self.budget
+        grace = min(self.p.answer_grace_s, max(0.0, (b.hard_deadline - b.start) / 4))
+        self.stop_at = b.hard_deadline - grace
+        stop_reason = "deadline"
+        n = b.n_samples
+        for i in range(n):
+            self.samples[i] = SampleRecord(index=i, started=t0)
+        try:
+            if self.stop_at <= t0:
+                stop_reason = "no-time"
+            else:
+                self.prompt = self.s.build_prompt(self.problem)
+                self.start_generation(self.prompt, list(range(n)), b.max_tokens)
+                stop_reason = await self.loop_events()
+        except asyncio.CancelledError:
+            await self.shutdown()
+            raise
+        except Exception as exc:  # anything unexpected: answer with what we have
+            self.faults.append(f"solver error: {type(exc).__name__}: {exc}")
+            log.exception("solver error")
+            stop_reason = "error"
+        await self.shutdown()
+        return self.result(stop_reason, t0)
+
+    async def loop_events(self) -> str:
+        soft_checked = False
+        while True:
+            t = tally([a for a, _ in self.live.votes], [w for _, w in self.live.votes])
+            outstanding = self.outstanding()
+            decision = should_stop(
+                t,
+                outstanding,
+                agree=self.p.early_stop_agree,
+                unbeatable=self.p.early_stop_unbeatable,
+                min_votes=self.p.min_votes,
+                max_weight_per_sample=max(1.0, self.p.code_vote_weight),
+            )
+            if decision.stop:
+                return decision.reason
+            now = self.loop.time()
+            if not soft_checked and now >= self.budget.soft_deadline:
+                soft_checked = True
+                if is_settled(t, self.p.settled_share, self.p.min_votes):
+                    return "soft-deadline"
+            target = self.stop_at if soft_checked else min(self.budget.soft_deadline, self.stop_at)
+            if now >= self.stop_at:
+                return "deadline"
+            try:
+                item = await asyncio.wait_for(self.queue.get(), timeout=max(0.0, target - now))
+            except asyncio.TimeoutError:
+                continue
+            kind = item[0]
+            if kind == "event":
+                self.on_event(item[1], item[2], item[3])
+            elif kind == "code_done":
+                self.on_code_done(item[1], item[2], item[3], item[4])
+            elif kind == "gen_error":
+                self.on_gen_failure(item[1], item[2], item[3])
+            elif kind == "gen_end":
+                self.on_gen_failure(item[1], item[2], None)
+
+    async def shutdown(self) -> None:
+        """Cancel everything still running; wait a bounded time for the engine to let go."""
+        for gen in self.gens:
+            with contextlib.suppress(Exception):
+                gen.cancel()
+        for task in list(self.code_tasks):
+            task.cancel()
+        closers = [asyncio.ensure_future(_safe_aclose(g)) for g in self.gens]
+        pending: set[asyncio.Future[Any]] = set()
+        if closers:
+            _, pending = await asyncio.wait(closers, timeout=max(0.05, self.p.answer_grace_s / 2))
+        if pending:
+            self.faults.append(f"{len(pending)} generation(s) did not release in time")
+        for task in list(self.pumps):
+            task.cancel()
+        now = self.loop.time()
+        for sample in self.samples.values():
+            if not sample.finished:
+                sample.finished = True
+                sample.finish_reason = "cancelled"
+                sample.ended = now
+                if sample.answer is None:
+                    sample.answer = extract_answer(sample.text, self.s.modulus)
+
+    def result(self, stop_reason: str, t0: float) -> SolveResult:
+        t = self.live.tally()
+        answer, source = self.live.best_answer()
+        if answer is None:
+            answer, source = self.p.fallback_answer % self.s.modulus, "fallback"
+        rates = [
+            s.tokens / (s.ended - s.started - s.code_seconds)
+            for s in self.samples.values()
+            if s.ended is not None and s.tokens >= 8 and s.ended - s.started - s.code_seconds > 0
+        ]
+        return SolveResult(
+            answer=int(answer),
+            stop_reason=stop_reason,
+            votes=dict(t.counts),
+            n_samples=len(self.samples),
+            n_voted=len(self.live.votes),
+            tokens=sum(s.tokens for s in self.samples.values()),
+            seconds=self.loop.time() - t0,
+            code_calls=sum(s.code_calls for s in self.samples.values()),
+            tokens_per_s=statistics.median(rates) if rates else None,
+            samples=[s.summary() for s in self.samples.values()],
+            faults=self.faults,
+            budget_max_tokens=self.budget.max_tokens,
+            answer_source=source,
+        )
+
+
+async def _safe_aclose(gen: Generation) -> None:
+    with contextlib.suppress(Exception):
+        await gen.aclose()
