@@ -1,0 +1,532 @@
+r"""Turn one model output into one integer vote, or ``None`` when it casts no vote.
+
+Finding, normalising and judging are separate steps (as in Math-Verify), each public and
+tested on its own; ``extract_answer`` chains them and never raises on any string.
+
+**1. Find** the candidate answer text.
+
+- ``find_last_boxed``: the content of the last complete ``\boxed{...}`` or ``\fbox{...}``
+  ("last" = the box that *starts* last, so ``\boxed{\boxed{5}}`` gives ``5``). Braces must
+  balance, nesting is allowed, escaped ``\{`` ``\}`` are not braces, whitespace may sit between
+  the keyword and ``{``. An unclosed trailing box is ignored, so the previous complete box
+  counts; so is a box whose content runs past 1000 chars (it could never be an answer). After
+  1000 keywords that are not complete boxes the search gives up. Linear in the text, and a box
+  near the end (the usual case) is found without reading what comes before it.
+- ``find_answer_phrase``, only when the text has no complete box: the last "answer" (also
+  "Answer", "ANSWER") followed by ``is`` / ``was`` / ``:`` / ``=`` (markdown ``**`` allowed)
+  and then either a plain number (``42``, ``-7``, ``1,000``, ``12.0``; a comma list such as
+  ``1, 2`` is taken whole and judged ``None``) or math in ``$...$``, ``$$...$$``, ``\(...\)``,
+  ``\[...\]`` holding at least one digit. Phrases followed by words ("the answer is not 5",
+  "the answer is $n$") are skipped in favour of earlier ones; at most 100 phrases are tried.
+  A box, even one whose content casts no vote, always beats a phrase.
+
+**2. Normalise** (``normalize``; idempotent, content over 1000 chars is not judged):
+Unicode minus/times/dot/divide become ``- * * /``; Unicode decimal digits (``'٣'``, ``'３'``)
+become ASCII digits; ``$``, ``\$``, ``%``, ``\%``, ``\displaystyle``, ``\left``/``\right``,
+``\big`` and friends, ``^\circ``, ``^{\circ}``, ``\circ``, ``\degree``, ``°`` are dropped;
+spacing (``\,`` ``\;`` ``\:`` ``\!`` ``\ `` ``~`` ``\quad`` ``\qquad`` ``\hspace{..}`` ...)
+becomes a space; a trailing unit ``\text{ cm}`` after a number is dropped; ``\text``,
+``\textbf``, ``\mathbf``, ``\mathrm``, ``\mbox``, ``\operatorname`` ... are unwrapped; a leading
+"answer:" / "the final answer is" is dropped; a trailing ``\pmod{..}``, ``\mod ..``,
+``\bmod ..``, ``(mod ..)`` is dropped; ``\equiv`` counts as ``=`` and only the part after the
+last ``=`` is kept (``x = 5``, ``n=5``, ``\text{answer}=5``, ``2^{10}=1024``), unless the left
+side lists alternatives (``,``, ``;``, "or", "and") or ends in ``<``, ``>``, ``!``; a trailing
+``.``, ``,`` or ``;`` is dropped; ``\dfrac``/``\tfrac`` become ``\frac``,
+``\dbinom``/``\tbinom`` become ``\binom``, ``\frac12`` becomes ``\frac{1}{2}``, ``\times``,
+``\cdot``, ``\ast`` become ``*`` and ``\div`` becomes ``/``.
+Thousands separators: a run of digit groups joined by one kind of separator (``,``, ``{,}``,
+or spaces, which is what ``\,`` and ``~`` become) is one number when the first group has 1-3
+digits and every later group exactly 3 (``1,000``, ``1{,}234``, ``2\,024``, ``1 000 000``);
+anything else (``1,2``, ``12, 345``, ``1234,567``, ``1 2``) is left alone and so is a list.
+
+**3. Judge** (``to_integer``): the normalised text (at most 100 chars) is evaluated exactly by a
+small recursive-descent parser over ``fractions.Fraction`` (never ``eval``): numbers (leading
+zeros and ``12.00`` fine), ``+ - * /``, unary minus, ``^`` (right-associative), ``!``,
+``( )``, ``{ }``, ``\frac``, ``\binom``, and ``\sqrt`` of a perfect square. Every value is
+bounded to 10,000 bits *before* it is computed (``2^{10^{9}}``, ``1001!`` or
+``\binom{10^{6}}{5 \cdot 10^{5}}`` are rejected at once). Anything else -- letters, ``\pi``,
+``\infty``, ``\sqrt{2}``, sets ``\{1,2\}``, tuples, intervals, lists, an empty box, "none" -- and
+any non-integer value (``3.5``, ``\frac{1}{2}``) gives ``None``. An integer is reduced with
+Python's ``%`` by ``modulus`` (so ``-1`` gives 999 and ``1234`` gives 234 for the default 1000).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from fractions import Fraction
+
+__all__ = [
+    "extract_answer",
+    "find_answer_phrase",
+    "find_last_boxed",
+    "normalize",
+    "to_integer",
+]
+
+MAX_CONTENT_CHARS = 1000
+"""Box or phrase content longer than this is no answer; such a box counts as unclosed."""
+MAX_EXPR_CHARS = 100
+"""Normalised expressions longer than this are not evaluated."""
+MAX_BITS = 10_000
+"""Largest numerator/denominator (in bits) any step of an evaluation may produce."""
+MAX_FACTORIAL = 1000
+MAX_BOX_TRIES = 1000
+"""Box keywords examined from the end before giving up (each unclosed box costs a scan)."""
+MAX_PHRASE_TRIES = 100
+"""Answer phrases examined from the end before giving up (bounds adversarial texts)."""
+
+_PHRASE_WORDS = ("answer", "Answer", "ANSWER")
+
+
+class _Reject(Exception):
+    """The content is not an exact number this module can judge; it casts no vote."""
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Find
+# --------------------------------------------------------------------------------------------
+
+
+_SPACES = re.compile(r"\s*")
+
+
+def _neutral(region: str) -> str:
+    """Same-length copy in which escaped braces and empty ``{}`` pairs are not braces."""
+    if "\\" in region:  # pairs first, so "\\\\{" is a line break and then a real brace
+        region = region.replace("\\\\", "  ").replace("\\{", "  ").replace("\\}", "  ")
+    return region.replace("{}", "  ")
+
+
+def _closing(region: str) -> int:
+    """Index in ``region`` of the '}' closing a group opened just before it, or -1."""
+    depth, pos = 1, 0
+    while True:
+        close = region.find("}", pos)
+        if close < 0:
+            return -1
+        depth += region.count("{", pos, close) - 1
+        if depth == 0:
+            return close
+        pos = close + 1
+
+
+def find_last_boxed(text: str) -> str | None:
+    r"""Content of the last complete ``\boxed{}`` / ``\fbox{}``, or None if there is none.
+
+    Keywords are visited from the end; each one's group is matched forwards over at most
+    ``MAX_CONTENT_CHARS`` (a longer box could never vote, so it counts as unclosed). When a
+    box does not close, an earlier box can only close before it starts (groups nest), so the
+    search goes on in the text before it, and boxes opening after the last '}' are skipped in
+    one jump. Every ``rfind`` and every match window covers fresh text: linear in the text,
+    and usually only the last few hundred characters are read. Gives up (None) after
+    ``MAX_BOX_TRIES`` keywords that are not complete boxes.
+    """
+    limit = len(text)  # a box must close before this
+    keyword_hi = len(text)  # the next keyword lies inside text[:keyword_hi]
+    last_close = text.rfind("}")
+    boxed, fbox = text.rfind("\\boxed"), text.rfind("\\fbox")  # cached, rescanned when stale
+    for _ in range(MAX_BOX_TRIES):
+        if last_close >= limit:
+            last_close = text.rfind("}", 0, limit)
+        if last_close < 0:
+            return None
+        hi = min(keyword_hi, last_close)
+        if boxed + 6 > hi:
+            boxed = text.rfind("\\boxed", 0, hi)
+        if fbox + 5 > hi:
+            fbox = text.rfind("\\fbox", 0, hi)
+        start = max(boxed, fbox)
+        if start < 0:
+            return None
+        keyword_hi = start
+        opener = _SPACES.match(text, start + (6 if start == boxed else 5)).end()
+        if opener >= last_close or text[opener] != "{":
+            continue  # no '}' after it, or no box at all ("\\boxed 5", "\\boxedfoo{")
+        region = text[opener + 1 : min(limit, opener + 2 + MAX_CONTENT_CHARS)]
+        close = _closing(_neutral(region))
+        if close >= 0:
+            return text[opener + 1 : opener + 1 + close]
+        limit = start
+    return None
+
+
+_PHRASE_TAIL = re.compile(r"[*_]{0,2}\s*(?:is\b|was\b|=|:)[\s*_:}]*")
+_PLAIN_NUMBER = re.compile(
+    r"[-+\u2212]?\d+(?:(?:,|\{,\})\d{3})*(?:\.\d+)?"  # 42, -7, 1,000, 12.0
+    r"(?:\s*,\s*[-+\u2212]?\d+(?:\.\d+)?)*"  # ", 2, 3": a list, kept whole so it is judged None
+)
+_MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
+_DIGIT = re.compile(r"\d")
+
+
+def _phrase_candidate(text: str, start: int) -> str | None:
+    """What follows "answer" at ``start`` when it reads "is / : / = <number or math>"."""
+    m = _PHRASE_TAIL.match(text, start, start + 40)
+    if m is None:
+        return None
+    i = m.end()
+    window_end = min(len(text), i + 2 + MAX_CONTENT_CHARS)
+    for open_, close in _MATH_DELIMITERS:
+        if text.startswith(open_, i):
+            j = text.find(close, i + len(open_), window_end)
+            if j < 0:
+                return None
+            content = text[i + len(open_) : j]
+            return content if _DIGIT.search(content) else None
+    m = _PLAIN_NUMBER.match(text, i, window_end)
+    return m.group(0) if m else None
+
+
+def find_answer_phrase(text: str) -> str | None:
+    """Candidate after the last "answer is N" / "Answer: N" / "answer = $N$", or None.
+
+    Occurrences of the word are visited from the end with cached ``rfind``s (each scans fresh
+    text, so this is linear); the first one followed by a number or by math with a digit wins.
+    """
+    pos = {w: text.rfind(w) for w in _PHRASE_WORDS}
+    for _ in range(MAX_PHRASE_TRIES):
+        word = max(pos, key=pos.__getitem__)
+        at = pos[word]
+        if at < 0:
+            return None
+        candidate = _phrase_candidate(text, at + len(word))
+        if candidate is not None:
+            return candidate
+        pos[word] = text.rfind(word, 0, at)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Normalise
+# --------------------------------------------------------------------------------------------
+
+_UNICODE = str.maketrans(
+    {
+        "\u2212": "-",  # minus sign
+        "\u00d7": "*",  # multiplication sign
+        "\u00b7": "*",  # middle dot
+        "\u22c5": "*",  # dot operator
+        "\u00f7": "/",
+        "\u00b0": "",  # degree sign
+        "\u00a0": " ",
+        "\u2009": " ",
+        "\u202f": " ",
+    }
+)
+_NO_LETTER = r"(?![a-zA-Z])"
+_DROP = re.compile(
+    r"\\(?:displaystyle|textstyle|scriptstyle|left|right|[bB]igg?[lrm]?)(?![a-zA-Z])"
+    r"|\\?[$%]"
+    r"|\^\s*(?:\{\s*\\circ\s*\}|\\circ)|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])"
+)
+_SPACE = re.compile(
+    r"\\[,;:! ]|~|\\q?quad(?![a-zA-Z])|\\(?:en|thin|med|thick|neg)space(?![a-zA-Z])"
+    r"|\\h?space\*?\s*\{[^{}]*\}|\\phantom\s*\{[^{}]*\}"
+)
+_TRAILING_UNIT = re.compile(
+    r"(?<=[0-9.}])\s*\\(?:text|mbox|mathrm)\s*\{\s*[A-Za-z][A-Za-z\s.]*\}\s*$"
+)
+_WRAPPER = re.compile(
+    r"\\(?:text(?:bf|rm|it|tt|sf|up|normal)?|math(?:bf|rm|it|sf|tt|bb|normal)"
+    r"|mbox|bm|boldsymbol|operatorname)\s*\{([^{}]*)\}"
+)
+_MAX_WRAPPER_DEPTH = 8
+_ANSWER_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is\b|:)?\s*:?", re.I)
+_MOD = re.compile(r"\\[pb]?mod(?![a-zA-Z])|\bmod\b", re.I)
+_ALTERNATIVES = re.compile(r"[,;]|\bor\b|\band\b|\\(?:vee|wedge|lor|land|pm|mp)(?![a-zA-Z])", re.I)
+_ALIASES = (
+    (re.compile(r"\\equiv" + _NO_LETTER), "="),
+    (re.compile(r"\\[dt]frac" + _NO_LETTER), r"\\frac"),
+    (re.compile(r"\\[dt]binom" + _NO_LETTER), r"\\binom"),
+    (re.compile(r"\\(frac|binom)\s*([0-9])\s*([0-9])"), r"\\\1{\2}{\3}"),  # \frac12
+    (re.compile(r"\\sqrt\s*([0-9])"), r"\\sqrt{\1}"),
+    (re.compile(r"\\(?:times|cdot|ast)" + _NO_LETTER), "*"),
+    (re.compile(r"\\div" + _NO_LETTER), "/"),
+)
+_DIGIT_GROUPS = re.compile(r"(?<![0-9])[0-9]+(?:(?:,| +)[0-9]+)+")  # starts only at run starts
+_GROUP_SEP = re.compile(r",| +")
+
+
+def _join_thousands(m: re.Match[str]) -> str:
+    run = m.group(0)
+    groups = _GROUP_SEP.split(run)
+    kinds = {"," if sep == "," else " " for sep in _GROUP_SEP.findall(run)}
+    if len(kinds) == 1 and len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:]):
+        return "".join(groups)
+    return run
+
+
+def _ascii_digits(s: str) -> str:
+    out = []
+    for c in s:
+        if not c.isascii() and unicodedata.category(c) == "Nd":
+            out.append(str(unicodedata.decimal(c)))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def normalize(content: str) -> str:
+    r"""Strip LaTeX dressing and separators so only an expression is left (see module doc).
+
+    ``normalize("\\text{answer} = 1{,}234 \\pmod{7}") == "1234"``. Idempotent. Meant for
+    short content (``to_integer`` passes at most ``MAX_CONTENT_CHARS``), but linear in any case.
+    """
+    s = content
+    if not s.isascii():
+        s = _ascii_digits(s.translate(_UNICODE))
+    s = _DROP.sub("", s)
+    s = _SPACE.sub(" ", s)
+    s = _TRAILING_UNIT.sub("", s)
+    for _ in range(_MAX_WRAPPER_DEPTH):  # innermost first; deeper nesting is left (no vote)
+        unwrapped = _WRAPPER.sub(r"\1", s)
+        if unwrapped == s:
+            break
+        s = unwrapped
+    s = s.replace("{,}", ",")
+    s = _ANSWER_PREFIX.sub("", s)
+    mod = _MOD.search(s)
+    if mod is not None:  # "5 \pmod{7}", "5 (\mod 7)", "5 \bmod 7": keep what precedes it
+        s = s[: mod.start()].rstrip().rstrip("(")
+    for pattern, repl in _ALIASES:
+        s = pattern.sub(repl, s)
+    if "=" in s:
+        left, _, right = s.rpartition("=")
+        if not _ALTERNATIVES.search(left) and not left.rstrip().endswith(("<", ">", "!")):
+            s = right
+    s = s.strip().rstrip(".,;").strip()
+    s = _DIGIT_GROUPS.sub(_join_thousands, s)
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Judge
+# --------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)"
+    r"|(?P<cmd>\\(?:frac|binom|sqrt)" + _NO_LETTER + r")"
+    r"|(?P<op>[-+*/^!(){}]))"
+)
+_Token = Fraction | str
+
+
+def _tokenize(s: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    pos, end = 0, len(s.rstrip())
+    while pos < end:
+        m = _TOKEN.match(s, pos)
+        if m is None:
+            raise _Reject(f"unexpected {s[pos : pos + 10]!r}")
+        num = m.group("num")
+        tokens.append(Fraction(num) if num is not None else m.group("cmd") or m.group("op"))
+        pos = m.end()
+    return tokens
+
+
+def _bounded(v: Fraction) -> Fraction:
+    if v.numerator.bit_length() > MAX_BITS or v.denominator.bit_length() > MAX_BITS:
+        raise _Reject("value too large")
+    return v
+
+
+def _as_int(v: Fraction, what: str) -> int:
+    if v.denominator != 1:
+        raise _Reject(f"{what} must be an integer")
+    return v.numerator
+
+
+def _power(base: Fraction, exponent: Fraction) -> Fraction:
+    e = _as_int(exponent, "exponent")
+    if base == 0:
+        if e < 0:
+            raise _Reject("0 to a negative power")
+        return Fraction(int(e == 0))
+    if base.denominator == 1 and abs(base.numerator) == 1:
+        return base ** (e % 2)
+    size = max(base.numerator.bit_length(), base.denominator.bit_length())
+    if abs(e) * (size - 1) > MAX_BITS:  # estimated before computing: 2^{10^9} never runs
+        raise _Reject("power too large")
+    return _bounded(base**e)
+
+
+def _factorial(v: Fraction) -> Fraction:
+    n = _as_int(v, "factorial argument")
+    if not 0 <= n <= MAX_FACTORIAL:
+        raise _Reject("factorial out of range")
+    return Fraction(math.factorial(n))
+
+
+def _binomial(nv: Fraction, kv: Fraction) -> Fraction:
+    n, k = _as_int(nv, "binomial n"), _as_int(kv, "binomial k")
+    if n < 0 or k < 0:
+        raise _Reject("negative binomial argument")
+    if k > n:
+        return Fraction(0)
+    # C(n, k) < 2^n and < n^min(k, n-k): check the smaller bound before computing.
+    if min(n, min(k, n - k) * n.bit_length()) > MAX_BITS:
+        raise _Reject("binomial too large")
+    return Fraction(math.comb(n, k))
+
+
+def _sqrt(v: Fraction) -> Fraction:
+    if v < 0:
+        raise _Reject("square root of a negative number")
+    p, q = math.isqrt(v.numerator), math.isqrt(v.denominator)
+    if p * p != v.numerator or q * q != v.denominator:
+        raise _Reject("irrational square root")
+    return Fraction(p, q)
+
+
+class _Parser:
+    """expr := term (('+'|'-') term)*;  term := unary (('*'|'/') unary)*;
+    unary := ('+'|'-') unary | power;  power := postfix ('^' unary)?;  postfix := atom '!'*;
+    atom := number | '(' expr ')' | '{' expr '}' | \\frac G G | \\binom G G | \\sqrt G;
+    G := '{' expr '}'.
+    """
+
+    def __init__(self, tokens: list[_Token]) -> None:
+        self.tokens = tokens
+        self.i = 0
+
+    def _peek(self) -> _Token | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def _take(self) -> _Token:
+        tok = self._peek()
+        if tok is None:
+            raise _Reject("unexpected end")
+        self.i += 1
+        return tok
+
+    def _expect(self, op: str) -> None:
+        if self._take() != op:
+            raise _Reject(f"expected {op!r}")
+
+    def parse(self) -> Fraction:
+        value = self._expr()
+        if self.i != len(self.tokens):
+            raise _Reject("trailing tokens")
+        return value
+
+    def _expr(self) -> Fraction:
+        value = self._term()
+        while self._peek() in ("+", "-"):
+            op = self._take()
+            rhs = self._term()
+            value = _bounded(value + rhs if op == "+" else value - rhs)
+        return value
+
+    def _term(self) -> Fraction:
+        value = self._unary()
+        while self._peek() in ("*", "/"):
+            op = self._take()
+            rhs = self._unary()
+            if op == "/" and rhs == 0:
+                raise _Reject("division by zero")
+            value = _bounded(value * rhs if op == "*" else value / rhs)
+        return value
+
+    def _unary(self) -> Fraction:
+        tok = self._peek()
+        if tok in ("+", "-"):
+            self.i += 1
+            value = self._unary()
+            return -value if tok == "-" else value
+        return self._power()
+
+    def _power(self) -> Fraction:
+        base = self._postfix()
+        if self._peek() == "^":
+            self.i += 1
+            return _power(base, self._unary())
+        return base
+
+    def _postfix(self) -> Fraction:
+        value = self._atom()
+        while self._peek() == "!":
+            self.i += 1
+            value = _factorial(value)
+        return value
+
+    def _group(self) -> Fraction:
+        self._expect("{")
+        value = self._expr()
+        self._expect("}")
+        return value
+
+    def _atom(self) -> Fraction:
+        tok = self._take()
+        if isinstance(tok, Fraction):
+            return tok
+        if tok == "(":
+            value = self._expr()
+            self._expect(")")
+            return value
+        if tok == "{":
+            value = self._expr()
+            self._expect("}")
+            return value
+        if tok == "\\frac":
+            num, den = self._group(), self._group()
+            if den == 0:
+                raise _Reject("division by zero")
+            return _bounded(num / den)
+        if tok == "\\binom":
+            return _binomial(self._group(), self._group())
+        if tok == "\\sqrt":
+            return _sqrt(self._group())
+        raise _Reject(f"unexpected {tok!r}")
+
+
+def _evaluate(expression: str) -> Fraction:
+    """Exact value of a normalised expression; raises ``_Reject`` for anything else."""
+    return _Parser(_tokenize(expression)).parse()
+
+
+def _check_modulus(modulus: int) -> None:
+    if isinstance(modulus, bool) or not isinstance(modulus, int) or modulus < 1:
+        raise ValueError(f"modulus must be a positive int, got {modulus!r}")
+
+
+def to_integer(content: str, modulus: int = 1000) -> int | None:
+    r"""The vote of one candidate (raw or normalised): its exact integer value ``% modulus``.
+
+    ``None`` when the content is too long, not an expression this module evaluates, out of
+    bounds, or not an integer: ``to_integer("\\frac{12}{4}") == 3``,
+    ``to_integer("\\frac{1}{2}") is None``, ``to_integer("-1") == 999``.
+    """
+    _check_modulus(modulus)
+    if len(content) > MAX_CONTENT_CHARS:
+        return None
+    expression = normalize(content)
+    if not expression or len(expression) > MAX_EXPR_CHARS:
+        return None
+    try:
+        value = _evaluate(expression)
+    except (_Reject, ZeroDivisionError, ValueError, OverflowError, RecursionError):
+        return None
+    if value.denominator != 1:
+        return None
+    return value.numerator % modulus
+
+
+def extract_answer(text: str, modulus: int = 1000) -> int | None:
+    r"""The integer answer of one model output (``% modulus``), or None: no vote.
+
+    The last complete ``\boxed{}``/``\fbox{}`` decides; only without one does the last
+    "answer is N" phrase count. Never raises on a string (a non-``str`` gives None too);
+    raises ``ValueError`` only for a ``modulus`` below 1, which is a caller bug.
+    """
+    _check_modulus(modulus)
+    if not isinstance(text, str):
+        return None
+    try:
+        content = find_last_boxed(text)
+        if content is None:
+            content = find_answer_phrase(text)
+        return None if content is None else to_integer(content, modulus)
+    except Exception:  # backstop only: every expected failure above already returns None
+        return None
