@@ -203,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=root / NOTEBOOK, help="the .ipynb to write")
     ap.add_argument("--metadata", type=Path, default=root / KERNEL_METADATA,
                     help="kernel-metadata.json to write (beside the notebook)")
-    ap.add_argument("--kaggle-user", default=None,
-                    help=f"Kaggle user name (default ${USER_ENV}, else {USER_PLACEHOLDER!r})")
+    ap.add_argument("--kaggle-user", default=USER_PLACEHOLDER,
+                    help=f"Kaggle user name (default {USER_PLACEHOLDER!r}: the committed file "
+                    f"stays generic; 'make package' fills in ${USER_ENV})")
     ap.add_argument("--model", default=None,
                     help="default model of the notebook (default: the manifest's Kaggle default)")
     ap.add_argument("--profile", default="aimo2")
@@ -224,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {nb} ({model.name}) and {meta}")
     if user == USER_PLACEHOLDER:
-        print(f"note: kernel-metadata.json says {USER_PLACEHOLDER!r}; pass --kaggle-user or set "
-              f"{USER_ENV} (or use 'make package', which writes a ready-to-push copy)")
+        print(f"note: kernel-metadata.json says {USER_PLACEHOLDER!r}; 'make package' writes a "
+              f"ready-to-push copy with your user name (--kaggle-user or ${USER_ENV})")
     return 0
 
 
