@@ -77,6 +77,15 @@ class PolicyConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes carried into run logs; not read by any policy code."""
 
+    # --- appended for the simulator's policy presets (issue 7); defaults change nothing ----------
+    behind_schedule_max_tokens: int = 0
+    """Token cap while the run is behind a linear schedule; 0 turns the rule off. The public
+    AIMO2 baseline drops to 2/3 of its tokens ("speedrun") once it falls behind."""
+    behind_schedule_start: float = 0.6
+    """The schedule: problem ``k`` of ``n`` (0-based) should start before ``start + (end -
+    start) * k / n`` of the total budget has passed (the baseline: 3 h, then 4 h 45 of 5 h)."""
+    behind_schedule_end: float = 0.95
+
     def __post_init__(self) -> None:
         if self.n_samples < 1:
             raise ValueError("n_samples must be >= 1")
@@ -88,6 +97,8 @@ class PolicyConfig:
             raise ValueError("extend_factor must be >= 1")
         if self.min_tokens < 1 or self.max_tokens < self.min_tokens:
             raise ValueError("need 1 <= min_tokens <= max_tokens")
+        if self.behind_schedule_max_tokens < 0:
+            raise ValueError("behind_schedule_max_tokens must be >= 0 (0: off)")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:

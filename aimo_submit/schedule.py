@@ -112,6 +112,8 @@ class Scheduler:
         gen_s = max(0.0, hard_len - p.answer_grace_s)
         tokens = int(self.tokens_per_s * gen_s)
         tokens = max(p.min_tokens, min(p.max_tokens, tokens))
+        if p.behind_schedule_max_tokens and self.behind_schedule(now):
+            tokens = max(p.min_tokens, min(tokens, p.behind_schedule_max_tokens))
         return ProblemBudget(
             start=now,
             soft_deadline=now + soft_len,
@@ -120,6 +122,15 @@ class Scheduler:
             n_samples=p.n_samples,
             fair_share_s=fair,
         )
+
+    def behind_schedule(self, now: float | None = None) -> bool:
+        """Has the run fallen behind the linear schedule of ``behind_schedule_*``?"""
+        p = self.policy
+        now = self.clock() if now is None else now
+        k = min(self.problems_done, self.n_problems)
+        frac = p.behind_schedule_start + (
+            p.behind_schedule_end - p.behind_schedule_start) * k / self.n_problems
+        return now - self.start > frac * self.total_s
 
     # -- feedback ------------------------------------------------------------------------------
     def observe_throughput(self, tokens: int, seconds: float) -> None:
