@@ -131,7 +131,7 @@ class CompetitionResult:
         return asdict(self)
 
 
-# -- problems --------------------------------------------------------------------------------------
+# -- problems ----------------------------------------------------------------------------------
 def problem_set(seed: int, settings: SimSettings) -> tuple[list[TraceProblem], str]:
     """The problems of run ``seed`` and where they came from ('recorded: DIR' or 'synthetic')."""
     if settings.traces != "synthetic":
@@ -166,7 +166,7 @@ def oracle(problems: Sequence[TraceProblem], modulus: int = 1000) -> tuple[int, 
     return maj, cover
 
 
-# -- one competition -------------------------------------------------------------------------------
+# -- one competition ---------------------------------------------------------------------------
 async def compete(problems: Sequence[TraceProblem], policy: PolicyConfig, settings: SimSettings,
                   order_seed: int, profile: CompetitionProfile = AIMO2
                   ) -> tuple[list[ProblemRecord], float, int]:
@@ -295,7 +295,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# -- CLI ------------------------------------------------------------------------------------------
+# -- CLI ---------------------------------------------------------------------------------------
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)

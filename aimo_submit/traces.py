@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 
-# -- the trace format -------------------------------------------------------------------------
+# -- the trace format --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TraceSample:
     """One recorded (or synthetic) sample of one problem."""
@@ -83,7 +83,7 @@ class TraceProblem:
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
-# -- published figures --------------------------------------------------------------------------
+# -- published figures -------------------------------------------------------------------------
 PUBLISHED: dict[str, dict[str, tuple[tuple[int, float, float], ...]]] = {
     # (token budget, pass@1 in % averaged over 64 samples, mean output tokens).
     # Source: the Fast-Math-R1-14B model card, huggingface.co/RabotniKuma/Fast-Math-R1-14B,
@@ -322,7 +322,7 @@ def fit_report(model: SyntheticModel, model_name: str, benchmark: str) -> str:
     return "\n".join(lines)
 
 
-# -- drawing pools ----------------------------------------------------------------------------
+# -- drawing pools -----------------------------------------------------------------------------
 def synthetic_problems(n: int, seed: int, model: SyntheticModel | str = DEFAULT_MODEL,
                        pool: int = 64) -> list[TraceProblem]:
     """``n`` problems with ``pool`` samples each, fully determined by ``seed``."""
@@ -364,7 +364,7 @@ def synthetic_problems(n: int, seed: int, model: SyntheticModel | str = DEFAULT_
     return problems
 
 
-# -- recorded traces ----------------------------------------------------------------------------
+# -- recorded traces ---------------------------------------------------------------------------
 def default_traces_dir() -> Path:
     """``<repo parent>/shared/traces``: where recorded generations are shared between checkouts."""
     return Path(__file__).resolve().parents[2] / "shared" / "traces"

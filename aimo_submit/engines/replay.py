@@ -61,7 +61,7 @@ def problem_text(problem: TraceProblem | str) -> str:
     return f"Replayed problem {pid}. [trace:{pid}]"
 
 
-# -- throughput models ------------------------------------------------------------------------
+# -- throughput models -------------------------------------------------------------------------
 class ThroughputModel(Protocol):
     """Decode speed of one sequence (tokens/s) while ``concurrency`` sequences run."""
 
@@ -232,7 +232,7 @@ def load_throughput(path: str | Path, scale: float | None = None) -> MeasuredThr
     return MeasuredThroughput(tuple(rows), scale if scale is not None else file_scale, str(p))
 
 
-# -- the engine ---------------------------------------------------------------------------------
+# -- the engine --------------------------------------------------------------------------------
 _EPS = 1e-6
 _FILLER = "."
 

@@ -1,0 +1,356 @@
+"""The simulator: virtual clock, replay engine, synthetic traces and whole competitions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+
+from aimo_submit import simclock
+from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleState
+from aimo_submit.engines.replay import (
+    HARDWARE_PRESETS,
+    HardwareThroughput,
+    MeasuredThroughput,
+    ReplayEngine,
+    load_throughput,
+    problem_text,
+)
+from aimo_submit.extract import extract_answer
+from aimo_submit.policy import PolicyConfig
+from aimo_submit.presets import PRESETS, get_preset
+from aimo_submit.schedule import ProblemBudget, Scheduler
+from aimo_submit.simulate import SimSettings, main, oracle, problem_set, run_competition
+from aimo_submit.solver import Solver
+from aimo_submit.traces import (
+    CALIBRATED,
+    PUBLISHED,
+    TraceProblem,
+    TraceSample,
+    load_shared_traces,
+    predicted_table,
+    synthetic_problems,
+)
+
+FLAT = MeasuredThroughput(((1, 100.0), (64, 100.0)))
+"""100 tokens/s per sequence at any concurrency: timings in tests are easy to predict."""
+
+
+# -- virtual clock -----------------------------------------------------------------------------
+def test_sleep_an_hour_takes_no_real_time():
+    async def body() -> float:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.sleep(3600)
+        return loop.time() - t0
+
+    real = time.perf_counter()
+    assert simclock.run(body()) == pytest.approx(3600.0)
+    assert time.perf_counter() - real < 1.0
+
+
+def test_wait_for_times_out_in_virtual_time():
+    async def body() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(loop.create_future(), timeout=5)
+        t1 = loop.time() - t0
+        assert await asyncio.wait_for(asyncio.sleep(2, result="ok"), timeout=10) == "ok"
+        return t1, loop.time() - t0
+
+    assert simclock.run(body(), start=1000.0) == pytest.approx((5.0, 7.0))
+
+
+def test_timers_fire_in_time_order_and_ties_in_scheduling_order():
+    async def body() -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        fired: list[tuple[str, float]] = []
+        t0 = loop.time()
+        for name, at in (("c", 30.0), ("a", 10.0), ("b1", 20.0), ("b2", 20.0)):
+            loop.call_at(t0 + at, lambda n=name: fired.append((n, loop.time() - t0)))
+        loop.call_later(15.0, lambda: fired.append(("later", loop.time() - t0)))
+        await asyncio.sleep(31)
+        return fired
+
+    assert simclock.run(body()) == [("a", 10.0), ("later", 15.0), ("b1", 20.0), ("b2", 20.0),
+                                    ("c", 30.0)]
+
+
+def test_a_deadlocked_program_fails_instead_of_hanging():
+    async def body() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    with pytest.raises(simclock.VirtualClockStall):
+        simclock.run(body(), stall_timeout_s=0.05)
+
+
+def test_wake_up_from_another_thread_is_delivered():
+    async def body() -> str:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str] = loop.create_future()
+        threading.Timer(0.05, loop.call_soon_threadsafe, (fut.set_result, "woken")).start()
+        return await fut
+
+    assert simclock.run(body(), stall_timeout_s=5.0) == "woken"
+
+
+# -- replay engine -----------------------------------------------------------------------------
+def _problem(*samples: TraceSample, pid: str = "t1", answer: int = 42) -> TraceProblem:
+    return TraceProblem(pid, answer, tuple(samples))
+
+
+async def _collect(engine: ReplayEngine, request: GenerationRequest,
+                   on_event=None) -> tuple[dict[int, SampleState], dict[int, int], float]:
+    loop = asyncio.get_running_loop()
+    states = {i: SampleState(i) for i in range(request.n)}
+    finals = {i: 0 for i in range(request.n)}
+    gen = engine.generate(request)
+    async for ev in gen:
+        assert not states[ev.index].finished, "event after a sample's final event"
+        states[ev.index].apply(ev)
+        finals[ev.index] += ev.finished
+        if on_event is not None:
+            on_event(gen, ev, loop.time())
+    return states, finals, loop.time()
+
+
+def test_replay_streams_each_sample_to_exactly_one_final_event():
+    problem = _problem(TraceSample(1000, "42"), TraceSample(3000, "7"),
+                       TraceSample(500, None), TraceSample(9000, "42", finished=False))
+    engine = ReplayEngine([problem], FLAT, chunk_tokens=256, request_latency_s=0.5)
+    request = GenerationRequest(problem_text(problem), n=4, max_tokens=5000)
+    states, finals, end = simclock.run(_collect(engine, request))
+    assert finals == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert [states[i].tokens for i in range(4)] == [1000, 3000, 500, 5000]
+    assert [states[i].finish_reason for i in range(4)] == [
+        FinishReason.STOP, FinishReason.STOP, FinishReason.STOP, FinishReason.LENGTH]
+    assert extract_answer(states[0].text) == 42
+    assert states[1].text.rstrip().endswith("\\boxed{7}")
+    assert extract_answer(states[2].text) is None  # finished without an answer
+    assert extract_answer(states[3].text) is None  # truncated: no answer
+    assert end == pytest.approx(0.5 + 5000 / 100.0)
+    assert len(states[1].text) < 100  # text stays small; token counts carry the length
+
+
+def test_max_tokens_truncates_to_length_without_answer():
+    problem = _problem(TraceSample(2000, "42"))
+    engine = ReplayEngine([problem], FLAT, request_latency_s=0.0)
+    states, _, end = simclock.run(_collect(
+        engine, GenerationRequest(problem_text(problem), n=1, max_tokens=1500)))
+    assert states[0].finish_reason == FinishReason.LENGTH
+    assert states[0].tokens == 1500
+    assert "boxed" not in states[0].text
+    assert end == pytest.approx(15.0)
+
+
+def test_cancel_one_sample_ends_it_with_its_tokens_so_far():
+    problem = _problem(TraceSample(4000, "1"), TraceSample(4000, "2"))
+    engine = ReplayEngine([problem], FLAT, chunk_tokens=100, request_latency_s=0.0)
+
+    def cancel_at_1000(gen, ev, now):
+        if ev.index == 0 and ev.tokens == 1000:
+            gen.cancel(0)
+            gen.cancel(0)  # idempotent
+
+    states, finals, end = simclock.run(_collect(
+        engine, GenerationRequest(problem_text(problem), n=2, max_tokens=8000), cancel_at_1000))
+    assert finals == {0: 1, 1: 1}
+    assert states[0].finish_reason == FinishReason.CANCELLED
+    assert states[0].tokens == 1000
+    assert states[1].finish_reason == FinishReason.STOP and states[1].tokens == 4000
+    assert end == pytest.approx(40.0)
+
+
+def test_cancel_all_and_aclose_end_every_sample_at_once():
+    problem = _problem(*(TraceSample(10_000, "5") for _ in range(3)))
+    engine = ReplayEngine([problem], FLAT, request_latency_s=1.0)
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        gen = engine.generate(GenerationRequest(problem_text(problem), n=3, max_tokens=20_000))
+        await asyncio.sleep(0.5)  # still in prefill: cancelled before decoding
+        gen.cancel(2)
+        await asyncio.sleep(10)
+        await gen.aclose()
+        events = [ev async for ev in gen]
+        return events, loop.time()
+
+    events, now = simclock.run(body())
+    finals = [ev for ev in events if ev.finished]
+    assert sorted(ev.index for ev in finals) == [0, 1, 2]
+    assert all(ev.finish_reason == FinishReason.CANCELLED for ev in finals)
+    assert {ev.index: ev.tokens for ev in finals} == {0: 950, 1: 950, 2: 0}
+    assert now == pytest.approx(10.5)
+
+
+def test_requests_take_successive_pool_samples_and_unknown_prompts_fail():
+    problem = _problem(TraceSample(100, "1"), TraceSample(100, "2"), TraceSample(100, "3"))
+    engine = ReplayEngine([problem], FLAT, request_latency_s=0.0)
+
+    async def body():
+        answers = []
+        for _ in range(2):
+            states, _, _ = await _collect(
+                engine, GenerationRequest(problem_text(problem), n=2, max_tokens=500))
+            answers.append([extract_answer(states[i].text) for i in range(2)])
+        with pytest.raises(KeyError):
+            engine.generate(GenerationRequest("no marker here", n=1))
+        return answers
+
+    assert simclock.run(body()) == [[1, 2], [3, 1]]
+
+
+def test_throughput_models():
+    hw = HARDWARE_PRESETS["l4x4-dp4"]
+    speeds = [hw.tokens_per_s(c, 4000) for c in (1, 4, 8, 16, 32, 64)]
+    assert speeds == sorted(speeds, reverse=True)  # more sequences: each one slower
+    aggregate = [c * hw.tokens_per_s(c, 4000) for c in (4, 8, 16)]
+    assert aggregate == sorted(aggregate)  # ...but more tokens overall
+    assert hw.tokens_per_s(8, 12_000) < hw.tokens_per_s(8, 2000)  # long contexts cost
+    # one sequence per L4 is bounded by reading the weights: 300 GB/s / 9.5 GB ~ 31.6 tok/s
+    assert 15 < hw.tokens_per_s(1, 1000) < 300 / 9.5
+    assert HardwareThroughput(tensor_parallel=4).replicas == 1
+    table = MeasuredThroughput(((8, 40.0), (1, 60.0), (32, 20.0)), scale=0.5)
+    assert table.tokens_per_s(1, 0) == pytest.approx(30.0)
+    assert table.tokens_per_s(4.5, 0) == pytest.approx(25.0)
+    assert table.tokens_per_s(64, 0) == pytest.approx(5.0)  # aggregate of the last row kept
+
+
+def test_load_measured_throughput(tmp_path):
+    (tmp_path / "t.csv").write_text("concurrency,aggregate_tokens_per_s\n1,50\n8,320\n")
+    assert load_throughput(tmp_path / "t.csv").rows == ((1.0, 50.0), (8.0, 40.0))
+    (tmp_path / "t.json").write_text(json.dumps(
+        {"scale": 0.1, "rows": [{"concurrency": 4, "tokens_per_s_per_seq": 200}]}))
+    assert load_throughput(tmp_path / "t.json").tokens_per_s(4, 0) == pytest.approx(20.0)
+    (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(ValueError):
+        load_throughput(tmp_path / "bad.csv")
+
+
+# -- the solver, unchanged, on the replay engine -----------------------------------------------
+def _budget(now: float, seconds: float, n: int, max_tokens: int = 20_000) -> ProblemBudget:
+    return ProblemBudget(start=now, soft_deadline=now + seconds, hard_deadline=now + seconds,
+                         max_tokens=max_tokens, n_samples=n, fair_share_s=seconds)
+
+
+def test_solver_stops_early_when_samples_agree():
+    quick = [TraceSample(1000 + 100 * i, "123") for i in range(4)]
+    slow = [TraceSample(20_000, "9") for _ in range(4)]
+    problem = _problem(*quick, *slow)
+    engine = ReplayEngine([problem], FLAT, request_latency_s=0.0)
+    policy = PolicyConfig(n_samples=8, early_stop_agree=4, early_stop_unbeatable=False)
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        solver = Solver(engine, policy, stop=("</think>",))
+        return await solver.solve(problem_text(problem), _budget(loop.time(), 1000.0, 8))
+
+    result = simclock.run(body())
+    assert (result.answer, result.stop_reason) == (123, "agree")
+    assert result.seconds == pytest.approx(13.0, abs=0.1)  # the 4th quick sample at 1300 tokens
+    assert sorted(s["finish"] for s in result.samples).count("cancelled") == 4
+
+
+def test_a_problem_given_one_second_answers_in_time():
+    problem = _problem(*(TraceSample(50_000, "77") for _ in range(4)))
+    engine = ReplayEngine([problem], HARDWARE_PRESETS["l4x4-dp4"])
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        solver = Solver(engine, PolicyConfig(n_samples=4), stop=("</think>",))
+        budget = _budget(loop.time(), 1.0, 4)
+        result = await solver.solve(problem_text(problem), budget)
+        return result, loop.time() - budget.hard_deadline
+
+    result, late = simclock.run(body())
+    assert late <= 0.0
+    assert result.answer == PolicyConfig().fallback_answer
+    assert result.stop_reason == "deadline"
+
+
+# -- traces ------------------------------------------------------------------------------------
+def test_synthetic_traces_are_deterministic_per_seed():
+    a, b, c = synthetic_problems(5, 3), synthetic_problems(5, 3), synthetic_problems(5, 4)
+    assert a == b
+    assert a != c
+    assert all(len(p.samples) == 64 and 0 <= p.answer < 1000 for p in a)
+    assert [p.id for p in a] == [p.id for p in b]
+
+
+def test_calibrated_models_reproduce_the_published_table():
+    for key, model in CALIBRATED.items():
+        name, bench = key.split("/")
+        table = PUBLISHED[name][bench]
+        predicted = predicted_table(model, [t[0] for t in table])
+        for (b, pub_p, pub_m), (_, p, m) in zip(table, predicted, strict=True):
+            assert abs(p - pub_p) < 2.0, (key, b)
+            assert abs(m - pub_m) < 500, (key, b)
+
+
+def test_shared_traces_loader_skips_cleanly_when_absent(tmp_path):
+    assert load_shared_traces(tmp_path / "missing") is None
+    assert load_shared_traces(tmp_path) is None  # present but empty
+    settings = SimSettings(traces="auto")
+    problems, source = problem_set(0, settings)  # falls back to synthetic when nothing is shared
+    assert len(problems) == 50 and (source.startswith("synthetic") or "recorded" in source)
+
+
+def test_shared_traces_loader_reads_jsonl(tmp_path):
+    lines = [
+        {"problem_id": "a", "answer": 12, "tokens": 900, "text": "so \\boxed{12}",
+         "finish_reason": "stop"},
+        {"problem_id": "a", "answer": 12, "tokens": 16000, "text": "...",
+         "finish_reason": "length"},
+        {"problem_id": "b", "gold": 1012, "completion_tokens": 50, "extracted": "3"},
+        {"problem_id": "c", "tokens": 10, "extracted": "1"},  # no gold answer: skipped
+        "not an object",
+    ]
+    text = "\n".join(json.dumps(x) for x in lines) + "\n{broken\n"
+    (tmp_path / "run1.jsonl").write_text(text)
+    problems = {p.id: p for p in load_shared_traces(tmp_path)}
+    assert sorted(problems) == ["a", "b"]
+    assert problems["a"].samples == (TraceSample(900, "12"), TraceSample(16000, None, False))
+    assert problems["b"].answer == 12 and problems["b"].samples[0].answer_text == "3"
+
+
+# -- whole competitions ------------------------------------------------------------------------
+def test_full_competitions_never_overrun():
+    settings = SimSettings(traces="synthetic")
+    problems, _ = problem_set(0, settings)
+    real = time.perf_counter()
+    for name, policy in PRESETS.items():
+        result = run_competition(problems, policy, settings, order_seed=1, name=name)
+        assert result.n_problems == 50
+        assert not result.overrun and result.problem_overruns == 0, name
+        assert result.time_used_s <= settings.total_s
+        assert 0 < result.solved <= oracle(problems)[1]
+    assert time.perf_counter() - real < 15.0
+
+
+def test_behind_schedule_cap_is_off_by_default_and_applies_when_behind():
+    clock = [0.0]
+    base = dict(max_tokens=12_000, initial_tokens_per_s=1000.0, safety_margin_s=0.0,
+                safety_margin_frac=0.0)
+    plain = Scheduler(PolicyConfig(**base), 1000, 10, clock=lambda: clock[0])
+    capped = Scheduler(PolicyConfig(**base, behind_schedule_max_tokens=8000), 1000, 10,
+                       clock=lambda: clock[0])
+    assert plain.plan().max_tokens == capped.plan().max_tokens == 12_000
+    clock[0] = 700.0  # problem 0 should have started by 60 % of the budget
+    assert plain.plan().max_tokens == 12_000  # the rule is off: being behind changes nothing
+    assert capped.plan().max_tokens == 8000 and capped.behind_schedule()
+
+
+def test_presets_and_cli(capsys):
+    assert {"aimo2-baseline", "aimo2-winner", "ours"} <= set(PRESETS)
+    assert get_preset("ours", n_samples=3).n_samples == 3
+    with pytest.raises(KeyError):
+        get_preset("nope")
+    rc = main(["--seeds", "1", "--problems", "4", "--budget-hours", "0.5", "--traces",
+               "synthetic", "--policy", "ours", "--policy", "aimo2-winner"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "| ours |" in out and "| aimo2-winner |" in out
