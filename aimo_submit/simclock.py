@@ -5,11 +5,12 @@ that moves only when nothing is ready to run: the loop then jumps straight to it
 Everything built on timers (``asyncio.sleep``, ``asyncio.wait_for``, ``asyncio.timeout``,
 ``loop.call_at``/``call_later``) therefore runs unchanged, in virtual time.
 
-How: CPython's ``BaseEventLoop._run_once`` (3.10-3.13) computes the select timeout as "time to
-the earliest timer" (0 when callbacks are ready) from ``self.time()`` and passes it to
-``self._selector.select(timeout)``. Our selector polls the real one without blocking (thread
-wake-ups through ``call_soon_threadsafe`` still work) and, if nothing real happened, advances
-the virtual clock by ``timeout`` instead of sleeping. ``_run_once`` then finds the timer due.
+How: CPython's ``BaseEventLoop._run_once`` (read in the 3.11 source) computes the select
+timeout as "time to the earliest timer" (0 when callbacks are ready) from ``self.time()`` and
+passes it to ``self._selector.select(timeout)``. Our selector then polls the real one without
+blocking (thread wake-ups through ``call_soon_threadsafe`` still work) and, if nothing real
+happened, advances the virtual clock by ``timeout`` instead of sleeping; ``_run_once`` then
+finds the timer due. With callbacks ready (timeout 0) it returns at once, skipping the syscall.
 No private loop method is overridden.
 
 A loop with nothing ready and no timer is waiting for another thread (or is deadlocked): the
