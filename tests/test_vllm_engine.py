@@ -1,0 +1,457 @@
+"""vLLM engine: settings, memory arithmetic and our mapping of vLLM outputs (CPU), plus GPU runs.
+
+The CPU tests feed plain objects shaped like vLLM's ``RequestOutput``/``CompletionOutput`` into
+our bookkeeping; they test our logic, not a fake engine. The GPU tests need CUDA and vLLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleState
+from aimo_submit.engines.vllm_engine import (
+    GIB,
+    L4_BYTES,
+    MIB,
+    QWEN25_14B,
+    WEIGHT_FORMATS,
+    ReplicaRouter,
+    SampleTracker,
+    VLLMEngine,
+    VLLMGeneration,
+    VLLMSettings,
+    WeightFormat,
+    kv_bytes_per_token,
+    map_finish_reason,
+    memory_plan,
+    model_shape_from_config,
+    sample_request_ids,
+    sample_seeds,
+    sampling_kwargs,
+    weight_bytes,
+)
+
+# --------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------
+
+
+def test_settings_from_manifest_keys() -> None:
+    s = VLLMSettings.from_dict({
+        "path": "/m", "tensor_parallel_size": 1, "data_parallel_size": 4, "quantization": "awq",
+        "kv_cache_dtype": "fp8", "max_model_len": 32768, "gpu_memory_utilization": 0.9,
+        "max_num_seqs": 16, "enforce_eager": False, "enable_prefix_caching": True,
+        "dtype": "float16", "seed": 3,
+    })
+    assert s.model == "/m" and s.n_gpus == 4 and s.n_replicas == 4
+    kw = s.engine_kwargs()
+    assert kw["data_parallel_size"] == 4 and kw["tensor_parallel_size"] == 1
+    assert kw["enable_prefix_caching"] is True and kw["kv_cache_dtype"] == "fp8"
+    assert kw["quantization"] == "awq" and kw["seed"] == 3 and kw["tokenizer"] == "/m"
+    assert "stream_interval" not in kw and "max_num_batched_tokens" not in kw
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"tensor_parallel_size": 0},
+        {"gpu_memory_utilization": 1.5},
+        {"quantization": "int3"},
+        {"kv_cache_dtype": "fp4"},
+        {"dp_backend": "ray"},
+        {"data_parallel_size": 2, "gpu_ids": [0]},
+        {"data_parallel_size": 2, "gpu_ids": [1, 1]},
+        {"max_model_len": 8},
+    ],
+)
+def test_settings_refuse_bad_values(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        VLLMSettings.from_dict({"model": "/m", **bad})
+
+
+def test_settings_refuse_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="unknown vLLM settings: tensor_paralel_size"):
+        VLLMSettings.from_dict({"model": "/m", "tensor_paralel_size": 2})
+
+
+def test_l4x4_presets() -> None:
+    tp = VLLMSettings.for_l4x4("/m")
+    assert (tp.tensor_parallel_size, tp.data_parallel_size) == (4, 1)
+    assert tp.kv_cache_dtype == "fp8" and tp.enable_prefix_caching and not tp.enforce_eager
+    dp = VLLMSettings.for_l4x4("/m", layout="dp", max_num_seqs=8)
+    assert (dp.tensor_parallel_size, dp.data_parallel_size, dp.max_num_seqs) == (1, 4, 8)
+    with pytest.raises(ValueError):
+        VLLMSettings.for_l4x4("/m", layout="pp")
+
+
+def test_replica_layout_and_visible_devices() -> None:
+    s = VLLMSettings(model="/m", tensor_parallel_size=2, data_parallel_size=2,
+                     dp_backend="replicas", gpu_ids=(3, 2, 1, 0))
+    assert s.replica_gpus(0) == (3, 2) and s.replica_gpus(1) == (1, 0)
+    assert s.visible_devices(1) == "1,0"
+    assert "data_parallel_size" not in s.engine_kwargs(1)  # each replica is its own engine
+    v = VLLMSettings(model="/m", data_parallel_size=2)
+    assert v.visible_devices() is None and v.engine_kwargs()["data_parallel_size"] == 2
+    assert VLLMSettings(model="/m", extra={"swap_space": 0}).engine_kwargs()["swap_space"] == 0
+
+
+def test_engine_constructor_matches_create_engine() -> None:
+    eng = VLLMEngine("/models/x", tensor_parallel_size=4, data_parallel_size=1,
+                     quantization="awq", kv_cache_dtype="fp8", max_model_len=8192,
+                     gpu_memory_utilization=0.9, max_num_seqs=32, enforce_eager=True)
+    assert eng.settings.model == "/models/x" and eng.settings.tensor_parallel_size == 4
+    assert eng.startup_s is None
+    with pytest.raises(RuntimeError, match="before start"):
+        eng.generate(GenerationRequest("hi"))
+
+
+# --------------------------------------------------------------------------------------------
+# Memory arithmetic (numbers written in the module docstring)
+# --------------------------------------------------------------------------------------------
+
+
+def test_qwen25_14b_shape() -> None:
+    assert QWEN25_14B.linear_params == 13_212_057_600
+    assert QWEN25_14B.embedding_params == 2 * 152064 * 5120
+    assert round(QWEN25_14B.params / 1e9, 2) == 14.77
+
+
+def test_awq_bits_and_weights() -> None:
+    assert WEIGHT_FORMATS["awq"].bits_per_weight == pytest.approx(4 + 20 / 128)
+    assert WeightFormat(bits=8).bits_per_weight == 8
+    w = weight_bytes(QWEN25_14B, WEIGHT_FORMATS["awq"])
+    assert w / GIB == pytest.approx(9.29, abs=0.01)
+    assert weight_bytes(QWEN25_14B, WEIGHT_FORMATS["awq"], 4) / GIB == pytest.approx(2.32, abs=0.01)
+    assert weight_bytes(QWEN25_14B, WEIGHT_FORMATS["bf16"]) / GIB == pytest.approx(27.51, abs=0.01)
+
+
+def test_kv_bytes_per_token() -> None:
+    assert kv_bytes_per_token(QWEN25_14B) == 2 * 48 * 8 * 128 * 2 == 192 * 1024
+    assert kv_bytes_per_token(QWEN25_14B, "fp8") == 96 * 1024
+    assert kv_bytes_per_token(QWEN25_14B, "fp8", tensor_parallel=4) == 24 * 1024
+    assert kv_bytes_per_token(QWEN25_14B, "auto", tensor_parallel=16) == 2 * 48 * 1 * 128 * 2
+    with pytest.raises(ValueError):
+        kv_bytes_per_token(QWEN25_14B, "int4")
+
+
+def test_l4_memory_plan_fp16_vs_fp8() -> None:
+    fp16 = memory_plan(QWEN25_14B, "awq", gpu_bytes=L4_BYTES, utilization=0.92)
+    fp8 = memory_plan(QWEN25_14B, "awq", gpu_bytes=L4_BYTES, utilization=0.92, kv_dtype="fp8")
+    assert fp16.kv_budget_bytes == fp8.kv_budget_bytes
+    assert fp16.kv_budget_bytes / GIB == pytest.approx(9.90, abs=0.01)
+    assert fp16.max_kv_tokens == 54_067 and fp8.max_kv_tokens == 108_134
+    assert (fp16.max_sequences(32768), fp8.max_sequences(32768)) == (1, 3)
+    assert (fp16.max_sequences(16384), fp8.max_sequences(16384)) == (3, 6)
+    tp4 = memory_plan(QWEN25_14B, "awq", kv_dtype="fp8", tensor_parallel=4)
+    assert tp4.max_kv_tokens == 737_051 and tp4.max_sequences(32768) == 22
+    assert "TP 4" in tp4.summary()
+    with pytest.raises(ValueError):
+        fp8.max_sequences(0)
+
+
+def test_memory_plan_never_negative() -> None:
+    tiny_gpu = memory_plan(QWEN25_14B, "bf16", gpu_bytes=8 * GIB)
+    assert tiny_gpu.kv_budget_bytes == 0 and tiny_gpu.max_kv_tokens == 0
+    h100 = memory_plan(QWEN25_14B, "bf16", gpu_bytes=81559 * MIB, utilization=0.9)
+    assert h100.max_kv_tokens == 233_042
+
+
+def test_model_shape_from_config(tmp_path: Path) -> None:
+    cfg = {"num_hidden_layers": 48, "hidden_size": 5120, "num_attention_heads": 40,
+           "num_key_value_heads": 8, "vocab_size": 152064, "intermediate_size": 13824,
+           "tie_word_embeddings": False}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert model_shape_from_config(tmp_path) == QWEN25_14B
+
+
+# --------------------------------------------------------------------------------------------
+# Request bookkeeping and output mapping
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Completion:
+    """Shaped like vllm.outputs.CompletionOutput (the fields we read)."""
+
+    text: str
+    token_ids: list[int]
+    finish_reason: str | None = None
+    index: int = 0
+    stop_reason: int | str | None = None
+
+
+@dataclass
+class Output:
+    """Shaped like vllm.outputs.RequestOutput."""
+
+    request_id: str
+    outputs: list[Completion] = field(default_factory=list)
+    finished: bool = False
+
+
+def test_request_ids_seeds_and_sampling_kwargs() -> None:
+    assert sample_request_ids("ab-7", 3) == ["ab-7-0", "ab-7-1", "ab-7-2"]
+    assert sample_seeds(10, 3) == [10, 11, 12] and sample_seeds(None, 2) == [None, None]
+    req = GenerationRequest("p", n=4, max_tokens=99, stop=("```output", "</s>"), temperature=0.6,
+                            top_p=0.95, seed=5, include_stop=False)
+    kw = sampling_kwargs(req, 3)
+    assert kw["seed"] == 8 and kw["n"] == 1 and kw["max_tokens"] == 99
+    assert kw["stop"] == ["```output", "</s>"] and kw["include_stop_str_in_output"] is False
+    assert kw["temperature"] == 0.6 and kw["top_p"] == 0.95
+    assert sampling_kwargs(GenerationRequest("p"), 0)["stop"] is None
+
+
+@pytest.mark.parametrize(
+    ("reason", "want"),
+    [("stop", FinishReason.STOP), ("length", FinishReason.LENGTH),
+     ("abort", FinishReason.CANCELLED), ("error", FinishReason.ERROR),
+     ("repetition", FinishReason.LENGTH), ("weird", FinishReason.ERROR), (None, None)],
+)
+def test_finish_reason_mapping(reason: str | None, want: FinishReason | None) -> None:
+    assert map_finish_reason(reason) is want
+
+
+def test_tracker_delta_stream() -> None:
+    t = SampleTracker(2, "g-2")
+    ev = t.events(Output("g-2", [Completion("Hel", [1, 2])]))
+    assert [(e.index, e.delta, e.tokens, e.finished) for e in ev] == [(2, "Hel", 2, False)]
+    assert t.events(Output("g-2", [Completion("", [])])) == []  # nothing new: no event
+    ev = t.events(Output("g-2", [Completion("", [3])]))  # a token held back (partial stop)
+    assert ev[0].delta == "" and ev[0].tokens == 3
+    ev = t.events(Output("g-2", [Completion("lo```output", [4], "stop", stop_reason="```output")],
+                         finished=True))
+    assert ev[0].finished and ev[0].finish_reason is FinishReason.STOP and ev[0].tokens == 4
+    assert t.text == "Hello```output"
+    assert t.events(Output("g-2", [Completion("late", [5])])) == []  # nothing after the end
+
+
+def test_tracker_cumulative_diff() -> None:
+    t = SampleTracker(0, "g-0", cumulative=True)
+    t.events(Output("g-0", [Completion("ab", [1, 2])]))
+    ev = t.events(Output("g-0", [Completion("abcd", [1, 2, 3], "length")], finished=True))
+    assert ev[0].delta == "cd" and ev[0].tokens == 3 and ev[0].finish_reason is FinishReason.LENGTH
+
+
+def test_tracker_finished_without_reason_is_an_error() -> None:
+    t = SampleTracker(0, "g-0")
+    ev = t.events(Output("g-0", [Completion("x", [1])], finished=True))
+    assert ev[-1].finish_reason is FinishReason.ERROR and ev[-1].error
+    t2 = SampleTracker(1, "g-1")
+    ev2 = t2.events(Output("g-1", [], finished=True))
+    assert ev2[0].finish_reason is FinishReason.ERROR
+
+
+def test_tracker_events_build_sample_state() -> None:
+    t, state = SampleTracker(0, "g-0"), SampleState(0)
+    for out in [Output("g-0", [Completion("1+1", [1, 2])]),
+                Output("g-0", [Completion("=2", [3], "stop")], finished=True)]:
+        for e in t.events(out):
+            state.apply(e)
+    assert (state.text, state.tokens, state.finish_reason) == ("1+1=2", 3, FinishReason.STOP)
+
+
+def test_router_spreads_samples_and_follows_prefix() -> None:
+    r = ReplicaRouter(4, slack=2)
+    picks = [r.acquire("P") for _ in range(8)]
+    assert sorted(picks) == [0, 0, 1, 1, 2, 2, 3, 3]
+    for p in picks:
+        r.release(p)
+    r.remember("P sample-one says ```output", 2)
+    r.remember("P sample-two", 1)
+    assert r.affinity("P sample-one says ```output\n4\n```\n") == 2
+    assert r.affinity("Q other") is None
+    assert r.acquire("P sample-one says ```output\n4\n```\n") == 2
+    r.loads = [0, 0, 9, 0]  # home replica overloaded: least-loaded wins
+    assert r.acquire("P sample-one says ```output\n4\n```\n") != 2
+
+
+def test_router_memory_is_bounded_and_longest_prefix_wins() -> None:
+    r = ReplicaRouter(2, memory=2)
+    r.remember("ab", 0)
+    r.remember("abcd", 1)
+    assert r.affinity("abcdef") == 1
+    r.remember("zz", 0)
+    assert len(r._seen) == 2 and r.affinity("abx") is None  # "ab" was evicted
+    one = ReplicaRouter(1)
+    one.remember("ab", 0)
+    assert one.affinity("abc") is None and one.acquire("abc") == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Generation plumbing with a scripted stream (our cancel/abort bookkeeping, no vLLM)
+# --------------------------------------------------------------------------------------------
+
+
+class _ScriptedClient:
+    """Replays outputs like AsyncLLM.generate and records aborts as vLLM does on cancellation."""
+
+    def __init__(self, script: dict[int, list[Output]], hang: set[int]) -> None:
+        self.script, self.hang = script, hang
+        self.aborted: list[str] = []
+        self.submitted: list[tuple[str, Any]] = []
+
+    async def generate(self, prompt: str, params: Any, request_id: str, **kw: Any):
+        self.submitted.append((request_id, params))
+        i = int(request_id.rsplit("-", 1)[1])
+        try:
+            for out in self.script.get(i, []):
+                await asyncio.sleep(0)
+                yield out
+            if i in self.hang:
+                await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.aborted.append(request_id)
+            raise
+
+
+def _engine_with(client: _ScriptedClient) -> VLLMEngine:
+    from aimo_submit.engines.vllm_engine import _Replica
+
+    eng = VLLMEngine("/m")
+    eng._replicas = [_Replica(client)]
+    eng._sampling_params = lambda **kw: kw
+    eng._delta_kind = "DELTA"
+    return eng
+
+
+def test_generation_streams_cancels_and_aborts() -> None:
+    async def main() -> tuple[dict[int, SampleState], _ScriptedClient, VLLMGeneration]:
+        script = {
+            0: [Output("x-0", [Completion("a", [1])]),
+                Output("x-0", [Completion("b", [2], "stop")], finished=True)],
+            1: [Output("x-1", [Completion("c", [1])])],
+            2: [Output("x-2", [Completion("d", [1])])],
+        }
+        client = _ScriptedClient(script, hang={1, 2})
+        eng = _engine_with(client)
+        gen = eng.generate(GenerationRequest("P", n=3, seed=7, stop=("```output",)))
+        states = {i: SampleState(i) for i in range(3)}
+        async for ev in gen:
+            states[ev.index].apply(ev)
+            if ev.index == 1 and ev.delta == "c":
+                gen.cancel(1)
+            if ev.index == 0 and ev.finished:
+                gen.cancel()
+        await gen.aclose()
+        return states, client, gen
+
+    states, client, gen = asyncio.run(main())
+    assert states[0].text == "ab" and states[0].finish_reason is FinishReason.STOP
+    assert states[1].finish_reason is FinishReason.CANCELLED and states[1].tokens == 1
+    assert states[2].finish_reason is FinishReason.CANCELLED
+    assert sorted(client.aborted) == [gen.request_ids[1], gen.request_ids[2]]
+    seeds = sorted(p["seed"] for _, p in client.submitted)
+    assert seeds == [7, 8, 9]
+    assert all(p["output_kind"] == "DELTA" for _, p in client.submitted)
+
+
+def test_consumer_cancellation_aborts_everything() -> None:
+    async def main() -> _ScriptedClient:
+        client = _ScriptedClient({0: [Output("x-0", [Completion("a", [1])])]}, hang={0, 1})
+        eng = _engine_with(client)
+        gen = eng.generate(GenerationRequest("P", n=2))
+
+        async def consume() -> None:
+            async for _ in gen:
+                pass
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await gen.aclose()
+        return client
+
+    client = asyncio.run(main())
+    assert len(client.aborted) == 2
+
+
+def test_engine_error_ends_the_sample_with_error() -> None:
+    class Broken(_ScriptedClient):
+        async def generate(self, prompt: str, params: Any, request_id: str, **kw: Any):
+            raise RuntimeError("engine dead")
+            yield  # pragma: no cover
+
+    async def main() -> list[Any]:
+        eng = _engine_with(Broken({}, set()))
+        return [ev async for ev in eng.generate(GenerationRequest("P", n=2))]
+
+    events = asyncio.run(main())
+    assert len(events) == 2 and all(e.finish_reason is FinishReason.ERROR for e in events)
+    assert "engine dead" in (events[0].error or "")
+
+
+def test_cancel_before_the_loop_runs() -> None:
+    async def main() -> list[Any]:
+        eng = _engine_with(_ScriptedClient({}, {0}))
+        gen = eng.generate(GenerationRequest("P", n=1))
+        gen.cancel(0)
+        with pytest.raises(IndexError):
+            gen.cancel(5)
+        return [ev async for ev in gen]
+
+    events = asyncio.run(main())
+    assert [e.finish_reason for e in events] == [FinishReason.CANCELLED]
+
+
+# --------------------------------------------------------------------------------------------
+# GPU (needs CUDA and vLLM; the bench script runs the same engine on bigger shapes)
+# --------------------------------------------------------------------------------------------
+
+
+def _gpu_ready() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
+
+
+gpu = pytest.mark.skipif(not _gpu_ready(), reason="needs CUDA and vllm")
+
+
+def _tiny_model(tmp_path: Path) -> str:
+    """A small random Qwen2 (dummy weights) with the project's tiny tokenizer if present."""
+    from bench.bench_vllm import write_model_dir
+
+    return str(write_model_dir(tmp_path / "m", layers=2, hidden=256, heads=4, kv_heads=2,
+                               intermediate=512))
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_stream_stop_and_abort(tmp_path: Path) -> None:
+    model = _tiny_model(tmp_path)
+
+    async def main() -> tuple[dict[int, SampleState], VLLMEngine]:
+        eng = VLLMEngine(model, max_model_len=1024, gpu_memory_utilization=0.3,
+                         load_format="dummy", enforce_eager=True, max_num_seqs=8)
+        await eng.start()
+        states = {i: SampleState(i) for i in range(4)}
+        try:
+            gen = eng.generate(GenerationRequest("1 2 3", n=4, max_tokens=200, seed=1,
+                                                 temperature=1.0))
+            async for ev in gen:
+                states[ev.index].apply(ev)
+                if ev.index == 3 and states[3].tokens >= 10 and not states[3].finished:
+                    gen.cancel(3)
+            await gen.aclose()
+        finally:
+            await eng.close()
+        return states, eng
+
+    states, eng = asyncio.run(main())
+    assert eng.startup_s and eng.startup_s > 0
+    assert states[3].finish_reason is FinishReason.CANCELLED and states[3].tokens < 200
+    for i in range(3):
+        assert states[i].finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
+        assert states[i].tokens > 0
+
