@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,17 @@ def test_replica_layout_and_visible_devices() -> None:
     assert VLLMSettings(model="/m", extra={"swap_space": 0}).engine_kwargs()["swap_space"] == 0
 
 
+def test_vllm_env_defaults_do_not_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aimo_submit.engines.vllm_engine import _vllm_env_defaults
+
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")
+    monkeypatch.delenv("VLLM_USE_FLASHINFER_SAMPLER", raising=False)
+    _vllm_env_defaults()
+    assert os.environ["VLLM_WORKER_MULTIPROC_METHOD"] == "fork"
+    if importlib.util.find_spec("flashinfer") is None:
+        assert os.environ["VLLM_USE_FLASHINFER_SAMPLER"] == "0"
+
+
 def test_engine_constructor_matches_create_engine() -> None:
     eng = VLLMEngine("/models/x", tensor_parallel_size=4, data_parallel_size=1,
                      quantization="awq", kv_cache_dtype="fp8", max_model_len=8192,
@@ -145,12 +157,12 @@ def test_l4_memory_plan_fp16_vs_fp8() -> None:
     fp16 = memory_plan(QWEN25_14B, "awq", gpu_bytes=L4_BYTES, utilization=0.92)
     fp8 = memory_plan(QWEN25_14B, "awq", gpu_bytes=L4_BYTES, utilization=0.92, kv_dtype="fp8")
     assert fp16.kv_budget_bytes == fp8.kv_budget_bytes
-    assert fp16.kv_budget_bytes / GIB == pytest.approx(9.90, abs=0.01)
-    assert fp16.max_kv_tokens == 54_067 and fp8.max_kv_tokens == 108_134
+    assert fp16.kv_budget_bytes / GIB == pytest.approx(9.40, abs=0.01)
+    assert fp16.max_kv_tokens == 51_336 and fp8.max_kv_tokens == 102_672
     assert (fp16.max_sequences(32768), fp8.max_sequences(32768)) == (1, 3)
     assert (fp16.max_sequences(16384), fp8.max_sequences(16384)) == (3, 6)
     tp4 = memory_plan(QWEN25_14B, "awq", kv_dtype="fp8", tensor_parallel=4)
-    assert tp4.max_kv_tokens == 737_051 and tp4.max_sequences(32768) == 22
+    assert tp4.max_kv_tokens == 715_206 and tp4.max_sequences(32768) == 21
     assert "TP 4" in tp4.summary()
     with pytest.raises(ValueError):
         fp8.max_sequences(0)
@@ -160,7 +172,10 @@ def test_memory_plan_never_negative() -> None:
     tiny_gpu = memory_plan(QWEN25_14B, "bf16", gpu_bytes=8 * GIB)
     assert tiny_gpu.kv_budget_bytes == 0 and tiny_gpu.max_kv_tokens == 0
     h100 = memory_plan(QWEN25_14B, "bf16", gpu_bytes=81559 * MIB, utilization=0.9)
-    assert h100.max_kv_tokens == 233_042
+    assert h100.max_kv_tokens == 230_311
+    # the H100 run (bench/results/vllm_h100.md): vLLM 0.26 allocated 84,000 tokens here
+    fp8 = memory_plan(QWEN25_14B, "fp8", gpu_bytes=81559 * MIB, utilization=0.42)
+    assert fp8.max_kv_tokens == 88_720 and 84_000 / fp8.max_kv_tokens > 0.94
 
 
 def test_model_shape_from_config(tmp_path: Path) -> None:
@@ -314,7 +329,7 @@ class _ScriptedClient:
 def _engine_with(client: _ScriptedClient) -> VLLMEngine:
     from aimo_submit.engines.vllm_engine import _Replica
 
-    eng = VLLMEngine("/m")
+    eng = VLLMEngine("/m", sampling_extra={"min_p": 0.05})
     eng._replicas = [_Replica(client)]
     eng._sampling_params = lambda **kw: kw
     eng._delta_kind = "DELTA"
@@ -350,6 +365,7 @@ def test_generation_streams_cancels_and_aborts() -> None:
     seeds = sorted(p["seed"] for _, p in client.submitted)
     assert seeds == [7, 8, 9]
     assert all(p["output_kind"] == "DELTA" for _, p in client.submitted)
+    assert all(p["min_p"] == 0.05 for _, p in client.submitted)
 
 
 def test_consumer_cancellation_aborts_everything() -> None:

@@ -28,7 +28,8 @@ every request through ``data_parallel_rank``) or separate ``AsyncLLM`` objects p
 Memory arithmetic (``memory_plan``; numbers from ``QWEN25_14B`` and ``L4_BYTES``), for
 DeepSeek-R1-Distill-Qwen-14B AWQ (4-bit, group 128, fp16 scales + 4-bit zeros = 4.156 bits a
 weight; embeddings and lm_head stay fp16) on one L4 (23,034 MiB usable), utilization 0.92,
-1.5 GiB reserved for activations / CUDA graphs / non-torch memory:
+2 GiB reserved for activations / CUDA graphs / non-torch memory (measured on the H100 with vLLM
+0.26: 1.5 GiB activation peak at 2048 batched tokens, 0.22 non-torch, 0.24 CUDA graphs):
 
 ===========================  ==================  ==================
                              fp16 KV cache       fp8 KV cache
@@ -36,17 +37,20 @@ weight; embeddings and lm_head stay fp16) on one L4 (23,034 MiB usable), utiliza
 weights (13.21 B linear +     9.29 GiB            9.29 GiB
 1.56 B embedding params)
 KV bytes per token           192 KiB             96 KiB
-KV budget                    9.90 GiB            9.90 GiB
-max KV tokens                54,067              108,134
+KV budget                    9.40 GiB            9.40 GiB
+max KV tokens                51,336              102,672
 32k-token sequences          1                   3
 16k-token sequences          3                   6
 ===========================  ==================  ==================
 
 (per-token KV = 2 x 48 layers x 8 KV heads x 128 x bytes). One L4 holds the model but only a few
 long samples: at 32 samples of ~16k tokens per problem, 4 data-parallel replicas with fp8 KV
-hold 4 x 108k = 433k tokens where 512k are needed, so vLLM preempts. Tensor parallel over 4 L4s
-stores the weights once: 2.32 GiB a GPU, 16.87 GiB of KV a GPU, 737k tokens in all with fp8 KV
-(22 sequences of 32k, 44 of 16k).
+hold 4 x 103k = 411k tokens where 512k are needed, so vLLM preempts. Tensor parallel over 4 L4s
+stores the weights once: 2.32 GiB a GPU, 16.37 GiB of KV a GPU, 715k tokens in all with fp8 KV
+(21 sequences of 32k, 43 of 16k). Checked against vLLM on the H100 (bench/results/vllm_h100.md):
+14B with online fp8 weights at utilization 0.42 was predicted 88,720 KV tokens and got 84,000;
+the gap is the weights (16.15 GiB measured against 15.21 GiB computed), so read the plan as
+about 5% optimistic.
 
 Defaults for 4x L4 (``VLLMSettings.for_l4x4``): tensor parallel 4, AWQ weights, fp8 KV cache,
 prefix caching on, CUDA graphs on, max_model_len 32768, utilization 0.92, max_num_seqs 64.
@@ -217,7 +221,7 @@ def memory_plan(
     *,
     gpu_bytes: int = L4_BYTES,
     utilization: float = 0.92,
-    reserve_bytes: int = int(1.5 * GIB),
+    reserve_bytes: int = 2 * GIB,
     kv_dtype: str = "auto",
     tensor_parallel: int = 1,
 ) -> MemoryPlan:
@@ -283,6 +287,8 @@ class VLLMSettings:
     """A continuation goes to its prefix's replica unless that one has this many more samples."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Further ``AsyncEngineArgs`` keywords, passed through unchecked."""
+    sampling_extra: Mapping[str, Any] = field(default_factory=dict)
+    """``SamplingParams`` keywords the protocol lacks (``min_p``, ``ignore_eos`` for benches)."""
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -580,6 +586,21 @@ def _visible_devices(value: str | None) -> Iterator[None]:
             os.environ["CUDA_VISIBLE_DEVICES"] = old
 
 
+def _vllm_env_defaults() -> None:
+    """Environment that vLLM 0.26 needed on the H100 device; a value already set wins.
+
+    * ``spawn`` workers: something in the parent initialises CUDA before vLLM forks its engine
+      core, and a forked child then fails with "Cannot re-initialize CUDA in forked subprocess".
+    * No FlashInfer sampler when flashinfer is not installed: vLLM 0.26's sampler imports the
+      FlashInfer backend unconditionally unless ``VLLM_USE_FLASHINFER_SAMPLER=0``.
+    """
+    import importlib.util
+
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    if importlib.util.find_spec("flashinfer") is None:
+        os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
+
+
 # --------------------------------------------------------------------------------------------
 # Engine
 # --------------------------------------------------------------------------------------------
@@ -724,6 +745,7 @@ class VLLMEngine(Engine):
         if self._replicas:
             return
         t0 = time.monotonic()
+        _vllm_env_defaults()
         from vllm import AsyncEngineArgs, SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -783,8 +805,8 @@ class VLLMEngine(Engine):
     # -- internals --------------------------------------------------------------------------
 
     def sampling_params(self, request: GenerationRequest, index: int) -> Any:
-        return self._sampling_params(**sampling_kwargs(request, index),
-                                     output_kind=self._delta_kind)
+        kw = {**sampling_kwargs(request, index), **self.settings.sampling_extra}
+        return self._sampling_params(**kw, output_kind=self._delta_kind)
 
     def _submit(self, request: GenerationRequest, index: int, request_id: str,
                 replica: int) -> AsyncIterator[Any]:
