@@ -173,6 +173,11 @@ class Submission:
         overrides = dict(policy_overrides or {})
         if spec.max_tokens and "max_tokens" not in overrides:
             overrides["max_tokens"] = spec.max_tokens  # the model's own default; user wins
+        sampling = getattr(entry, "sampling", None)
+        for key in ("temperature", "top_p"):
+            value = getattr(sampling, key, None)
+            if value is not None and key not in overrides:
+                overrides[key] = value  # the model card's recommended sampling; user wins
         policy = PolicyConfig.from_dict(overrides)
         sandbox = None
         if policy.tir and spec.tir_prompt_style:

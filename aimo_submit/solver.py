@@ -202,6 +202,8 @@ class _ProblemRun:
         self.pumps: set[asyncio.Task[None]] = set()
         self.code_tasks: set[asyncio.Task[None]] = set()
         self.owner: dict[int, tuple[Generation, int]] = {}
+        self.awaiting_code: set[int] = set()
+        """Samples paused on a code run: their generation has ended but they have not."""
         self.faults: list[str] = []
         self.prompt = ""
         self.stop = solver.stop + ((CODE_STOP,) if solver.tir_active else ())
@@ -215,7 +217,11 @@ class _ProblemRun:
         return sum(1 for s in self.samples.values() if not s.finished)
 
     def start_generation(self, prompt: str, sample_ids: list[int], max_tokens: int) -> None:
-        seed = None if self.p.seed is None else self.p.seed + 7919 * sample_ids[0]
+        seed = None
+        if self.p.seed is not None:
+            # A continuation gets a fresh stream: reusing the seed would replay the same draws.
+            first = self.samples[sample_ids[0]]
+            seed = self.p.seed + 7919 * sample_ids[0] + 104729 * first.code_calls
         request = GenerationRequest(
             prompt=prompt,
             n=len(sample_ids),
@@ -320,6 +326,7 @@ class _ProblemRun:
     def run_code(self, sample: SampleRecord) -> None:
         code = last_code_block(sample.text) or ""
         sample.code_calls += 1
+        self.awaiting_code.add(sample.index)
         task = asyncio.ensure_future(self._code(sample.index, code))
         self.code_tasks.add(task)
         task.add_done_callback(self.code_tasks.discard)
@@ -337,6 +344,7 @@ class _ProblemRun:
         self.queue.put_nowait(("code_done", sid, text, ok, self.loop.time() - started))
 
     def on_code_done(self, sid: int, text: str, ok: bool, seconds: float) -> None:
+        self.awaiting_code.discard(sid)
         sample = self.samples[sid]
         if sample.finished:
             return
@@ -353,6 +361,8 @@ class _ProblemRun:
         """A generation's stream ended (or broke) with samples still open: close them."""
         for sid in sample_ids:
             sample = self.samples[sid]
+            if sid in self.awaiting_code:
+                continue  # its stream ended at CODE_STOP on purpose; it resumes after the code
             if not sample.finished and self.owner.get(sid, (None, 0))[0] is gen:
                 if error:
                     sample.error = error
