@@ -35,6 +35,8 @@ def _local_gateway(argv: list[str]) -> int:
     ap.add_argument("--root", action="append", default=[], help="extra folder to find weights")
     ap.add_argument("--workdir", default=None, help="output folder (default runs/<time>)")
     ap.add_argument("--seed", type=int, default=None, help="fix the problem order")
+    ap.add_argument("--preset", default=None,
+                    help="named policy from presets.py (ours, aimo2-winner, aimo2-baseline, ...)")
     ap.add_argument("--policy", default=None, help="JSON file of PolicyConfig overrides")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="one policy override, e.g. --set n_samples=12 (JSON values)")
@@ -73,6 +75,7 @@ def _local_gateway(argv: list[str]) -> int:
             workdir=workdir,
             total_s=args.time_budget,
             n_problems=n_problems,
+            preset=args.preset,
         )
     except (KeyError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

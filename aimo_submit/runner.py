@@ -160,8 +160,14 @@ class Submission:
         *,
         total_s: float | None = None,
         n_problems: int | None = None,
+        preset: str | None = None,
     ) -> Submission:
-        """Resolve ``model`` in the weights manifest, build its engine and start loading it."""
+        """Resolve ``model`` in the weights manifest, build its engine and start loading it.
+
+        Policy precedence: the model's manifest defaults (``max_tokens``, sampling), then the
+        named ``preset`` (``presets.py``), then ``policy_overrides``. A preset's token cap never
+        exceeds the model's own.
+        """
         from aimo_submit.engines import create_engine
         from aimo_submit.manifest import load_manifest, resolve_model_path
 
@@ -170,14 +176,23 @@ class Submission:
         entry = manifest.get(model)
         path = resolve_model_path(entry, [Path(p) for p in search_roots])
         spec = spec_from_entry(entry, path)
-        overrides = dict(policy_overrides or {})
-        if spec.max_tokens and "max_tokens" not in overrides:
-            overrides["max_tokens"] = spec.max_tokens  # the model's own default; user wins
+        merged: dict[str, Any] = {}
+        if spec.max_tokens:
+            merged["max_tokens"] = spec.max_tokens
         sampling = getattr(entry, "sampling", None)
         for key in ("temperature", "top_p"):
             value = getattr(sampling, key, None)
-            if value is not None and key not in overrides:
-                overrides[key] = value  # the model card's recommended sampling; user wins
+            if value is not None:
+                merged[key] = value  # the model card's recommended sampling
+        if preset:
+            from aimo_submit.presets import get_preset
+
+            chosen = get_preset(preset).to_dict()
+            if spec.max_tokens:
+                chosen["max_tokens"] = min(chosen["max_tokens"], spec.max_tokens)
+            merged.update(chosen)
+        merged.update(policy_overrides or {})
+        overrides = merged
         policy = PolicyConfig.from_dict(overrides)
         sandbox = None
         if policy.tir and spec.tir_prompt_style:
