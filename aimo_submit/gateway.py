@@ -1,12 +1,17 @@
 """Serving problems to ``predict``: Kaggle's real gateway when present, our own otherwise.
 
-The contract (read off Kaggle's AIMO2 gateway): problems come one at a time in a random order;
-each is a one-row polars DataFrame with columns ``id`` and ``problem`` that the gateway splats
-into ``predict(*row)``, so ``predict`` receives two polars Series (``.item(0)`` gives the
-value); it must return a one-row DataFrame (polars or pandas) with ``id`` and ``answer``. The
-gateway writes ``submission.parquet``. :class:`LocalGateway` enforces exactly that, plus the
-whole-run time limit, and fails with a clear :class:`GatewayError` where Kaggle would fail the
-submission.
+The contract, read off the public ``kaggle_evaluation`` code of the AIMO gateways: the gateway
+reads the test CSV with polars (types inferred), shuffles it and sends one row at a time. AIMO2
+splats the one-row DataFrame into ``predict(*row)``, so ``predict`` receives an ``id`` and a
+``problem`` polars Series; one AIMO3 version sends ``(row, sample_submission)`` instead. The
+answer is a one-row DataFrame (polars or pandas) with ``id`` and ``answer``; the gateway checks
+the row count and that ``id`` equals the Series it sent, then writes ``submission.parquet`` in
+the working directory. The server registers ``predict`` by its ``__name__``; the first call may
+take as long as it needs, later ones have the profile's response timeout.
+
+:class:`LocalGateway` enforces that contract plus the whole-run time limit, and fails with a
+clear :class:`GatewayError` where Kaggle would fail the submission. :class:`KagglePredict`
+adapts our ``predict`` to the real server, and :func:`serve` picks one or the other.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import importlib
 import logging
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -193,36 +199,70 @@ class LocalGateway:
 
 
 # -- Kaggle's real gateway ---------------------------------------------------------------------
+KAGGLE_INPUT = Path("/kaggle/input")
+
+
 def kaggle_search_paths(
     profile: CompetitionProfile, extra: Sequence[str | Path] = ()
 ) -> list[Path]:
     """Folders that may hold the ``kaggle_evaluation`` package, most specific first."""
     paths = [Path(p) for p in extra]
-    paths.append(Path("/kaggle/input") / profile.competition_slug)
+    paths.append(KAGGLE_INPUT / profile.competition_slug)
     return paths
 
 
 def find_kaggle_evaluation(
     profile: CompetitionProfile, extra: Sequence[str | Path] = ()
 ) -> Path | None:
-    """The folder containing ``kaggle_evaluation/``, or None when it is nowhere to be found."""
+    """The folder containing ``kaggle_evaluation/``, or None when it is nowhere to be found.
+
+    After the named folders, any attached input whose ``kaggle_evaluation`` has the profile's
+    server module (the competition mounted under another name) will do.
+    """
     for folder in kaggle_search_paths(profile, extra):
         if (folder / "kaggle_evaluation" / "__init__.py").is_file():
             return folder
+    module_file = profile.server_module.rsplit(".", 1)[-1] + ".py"
+    if KAGGLE_INPUT.is_dir():
+        for hit in sorted(KAGGLE_INPUT.glob(f"*/kaggle_evaluation/{module_file}")):
+            return hit.parent.parent
     return None
 
 
 def make_inference_server(predict: Predict, profile: CompetitionProfile, folder: Path) -> Any:
-    """Import ``kaggle_evaluation`` from ``folder`` and wrap ``predict`` in the profile's server."""
+    """Import ``kaggle_evaluation`` from ``folder`` and wrap ``predict`` in the profile's server.
+
+    The server registers ``predict`` under its ``__name__``, and the gateway asks for the
+    endpoint ``predict``: pass a function of that name (or a :class:`KagglePredict`).
+    """
+    if getattr(predict, "__name__", None) != "predict":
+        raise GatewayError(
+            f"Kaggle's server registers endpoints by name and the gateway calls 'predict'; got a"
+            f" callable named {getattr(predict, '__name__', None)!r}"
+        )
+    folder = folder.resolve()
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
-    # The competition's server module imports its gateway as a top-level module.
-    pkg_dir = folder / "kaggle_evaluation"
-    if str(pkg_dir) not in sys.path:
-        sys.path.insert(1, str(pkg_dir))
+    # The server module imports its gateway as a top-level module; the real package's __init__
+    # appends its own folder to sys.path for that, this covers copies that do not.
+    pkg_dir = str(folder / "kaggle_evaluation")
+    if pkg_dir not in sys.path:
+        sys.path.append(pkg_dir)
     try:
         module = importlib.import_module(profile.server_module)
+    except SystemExit as exc:  # the real __init__ exits when its generated gRPC files are gone
+        raise GatewayError(
+            f"importing kaggle_evaluation from {folder} exited ({exc.code}): is the package"
+            " complete (core/generated/kaggle_evaluation_pb2.py)?"
+        ) from None
     except ImportError as exc:
+        missing = getattr(exc, "name", None) or ""
+        if missing and not missing.startswith(("kaggle_evaluation", "aimo_")):
+            raise GatewayError(
+                f"kaggle_evaluation from {folder} needs the module {missing!r}, which is not"
+                " installed here (Kaggle's image has it); for a local rehearsal run:"
+                " .venv/bin/pip install grpcio protobuf"
+            ) from exc
         raise GatewayError(
             f"{folder} has kaggle_evaluation but not {profile.server_module}: wrong competition"
             f" profile ({profile.name})? ({exc})"
@@ -230,11 +270,159 @@ def make_inference_server(predict: Predict, profile: CompetitionProfile, folder:
     server_cls = getattr(module, profile.server_class, None)
     if server_cls is None:
         raise GatewayError(f"{profile.server_module} has no {profile.server_class}")
+    log.info("using %s.%s from %s", profile.server_module, profile.server_class, folder)
     return server_cls(predict)
+
+
+def _frame_columns(value: Any) -> tuple[Any, Any] | None:
+    """``(id, problem)`` Series when ``value`` is a problem row frame, else None."""
+    columns = getattr(value, "columns", None)
+    if columns is None or "id" not in columns or "problem" not in columns:
+        return None
+    if isinstance(value, pl.DataFrame):
+        return value["id"], value["problem"]
+    try:
+        return pl.Series("id", value["id"].to_list()), pl.Series("problem", value["problem"])
+    except Exception:
+        return None
+
+
+class KagglePredict:
+    """``predict`` as Kaggle's inference server must see it.
+
+    - Its ``__name__`` is ``predict``: the server registers listeners by name and the gateway
+      calls the endpoint ``predict``.
+    - It accepts both argument shapes seen in the AIMO gateways: the one-row frame splatted into
+      ``id`` and ``problem`` Series (AIMO2), or ``(row_frame, sample_submission)`` (one AIMO3
+      version), and hands ``predict`` the two Series either way.
+    - The returned ``id`` column is the very Series the gateway sent: the gateway compares it
+      value and type for type, and reads the CSV with inferred types, so an all-digit id
+      arrives as an integer that a string answer would not match.
+    - It records each call (answer, seconds) for the rehearsal report.
+    """
+
+    __name__ = "predict"
+
+    def __init__(self, predict: Predict) -> None:
+        self.inner = predict
+        self.rows: list[GatewayRow] = []
+
+    def __call__(self, *args: Any) -> Any:
+        t0 = time.monotonic()
+        call_args: tuple[Any, ...] = args
+        sent_id: pl.Series | None = None
+        if args:
+            split = _frame_columns(args[0])
+            if split is not None:
+                call_args = split  # (row, sample_submission): the sample adds nothing
+            if isinstance(call_args[0], pl.Series):
+                sent_id = call_args[0]
+        pred = self.inner(*call_args)
+        pred = self._restore_id(pred, sent_id)
+        self._record(pred, sent_id, time.monotonic() - t0)
+        return pred
+
+    @staticmethod
+    def _restore_id(pred: Any, sent_id: pl.Series | None) -> Any:
+        if sent_id is None or sent_id.len() != 1:
+            return pred
+        try:
+            frame = pred if isinstance(pred, pl.DataFrame) else pl.from_pandas(pred)
+            if frame.height != 1 or "id" not in frame.columns:
+                return pred
+            if str(frame["id"].item(0)) != str(sent_id.item(0)):
+                return pred  # a wrong id stays wrong: the gateway must reject it
+            others = [c for c in frame.columns if c != "id"]
+            return frame.select(others).insert_column(0, sent_id.alias("id"))
+        except Exception:  # never cost an answer over bookkeeping
+            return pred
+
+    def _record(self, pred: Any, sent_id: pl.Series | None, seconds: float) -> None:
+        try:
+            pid = str(sent_id.item(0)) if sent_id is not None else str(pred["id"][0])
+            answer = int(pred["answer"][0])
+        except Exception:
+            return
+        self.rows.append(GatewayRow(pid, answer, None, seconds, len(self.rows)))
 
 
 def is_competition_rerun() -> bool:
     return bool(os.getenv("KAGGLE_IS_COMPETITION_RERUN"))
+
+
+def _gateway_csv(test_csv: Path, out_dir: Path) -> tuple[Path, dict[str, int | None]]:
+    """The CSV for Kaggle's gateway and the truth per id.
+
+    Kaggle's gateway splats every column into ``predict``; a ``reference.csv`` would hand it
+    the answers. Like the hidden ``test.csv``, the copy it gets has only ``id`` and ``problem``.
+    """
+    problems = load_problems(test_csv)
+    truth: dict[str, int | None] = {pid: None for pid in problems["id"]}
+    if problems.columns == ["id", "problem"]:
+        return test_csv, truth
+    if "answer" in problems.columns:
+        truth = dict(zip(problems["id"], problems["answer"], strict=True))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stripped = out_dir / "gateway_test.csv"
+    problems.select("id", "problem").write_csv(stripped)
+    return stripped, truth
+
+
+def _collect_submission(out_dir: Path, since: float) -> Path:
+    """Kaggle's gateway writes ``submission.parquet`` in the working directory: move it to
+    ``out_dir`` beside the run log."""
+    written = Path.cwd() / "submission.parquet"
+    if not written.is_file() or written.stat().st_mtime < since - 1:
+        raise GatewayError(f"Kaggle's gateway finished but wrote no {written}")
+    target = out_dir / "submission.parquet"
+    if written.resolve() != target.resolve():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(written), target)
+    return target
+
+
+def run_kaggle_gateway(
+    predict: Predict,
+    profile: CompetitionProfile,
+    folder: Path,
+    *,
+    test_csv: str | Path | None = None,
+    time_limit_s: float | None = None,
+    out_dir: str | Path = ".",
+) -> GatewayResult | None:
+    """Serve ``predict`` through the real ``kaggle_evaluation`` found in ``folder``.
+
+    On a competition rerun, ``serve()`` blocks while the hidden gateway runs; otherwise
+    ``run_local_gateway`` rehearses over ``test_csv`` (the competition's ``test.csv`` by
+    default) and the calls are summed up like :class:`LocalGateway`'s.
+    """
+    adapted = KagglePredict(predict)
+    server = make_inference_server(adapted, profile, folder)
+    if is_competition_rerun():
+        print(f"gateway: Kaggle's {profile.server_class}.serve() (competition rerun)", flush=True)
+        server.serve()
+        return None
+    out = Path(out_dir)
+    csv, truth = _gateway_csv(Path(test_csv) if test_csv else folder / "test.csv", out)
+    print(f"gateway: Kaggle's {profile.server_class}.run_local_gateway over {csv}"
+          f" (kaggle_evaluation from {folder})", flush=True)
+    t_wall, t0 = time.time(), time.monotonic()
+    try:
+        server.run_local_gateway((str(csv),))
+    except Exception as exc:
+        if type(exc).__name__ != "GatewayRuntimeError":
+            raise
+        kind = getattr(getattr(exc, "error_type", None), "name", "error")
+        raise GatewayError(f"Kaggle's gateway failed: {kind}:"
+                           f" {getattr(exc, 'error_details', exc)}") from exc
+    seconds = time.monotonic() - t0
+    path = _collect_submission(out, t_wall)
+    rows = [GatewayRow(r.id, r.answer, truth.get(r.id), r.seconds, r.order)
+            for r in adapted.rows]
+    if time_limit_s is not None and seconds > time_limit_s:
+        raise GatewayError(f"time limit exceeded: {seconds:.1f} s used of {time_limit_s:.1f} s"
+                           f" for {len(rows)} problems")
+    return GatewayResult(rows, seconds, time_limit_s, path)
 
 
 def serve(
@@ -250,21 +438,17 @@ def serve(
 ) -> GatewayResult | None:
     """Serve with Kaggle's gateway when its package is found, else with :class:`LocalGateway`.
 
-    On a competition rerun the real server's ``serve()`` blocks for the whole run; otherwise its
-    ``run_local_gateway`` rehearses over ``test_csv`` (the competition's ``test.csv`` by
-    default). Returns our own result object only for the local gateway.
+    ``kaggle_data`` names a folder that must hold ``kaggle_evaluation/`` (an error otherwise:
+    asking for the real gateway and silently getting ours would mislead); without it the
+    competition's input folder on Kaggle is searched. Returns None only on a competition rerun.
     """
     folder = find_kaggle_evaluation(profile, [kaggle_data] if kaggle_data else [])
+    if kaggle_data and (folder is None or folder != Path(kaggle_data)):
+        raise GatewayError(f"{kaggle_data} has no kaggle_evaluation/__init__.py: point it at the"
+                           " competition's data folder (the one holding kaggle_evaluation/)")
     if folder is not None:
-        server = make_inference_server(predict, profile, folder)
-        if is_competition_rerun():
-            log.info("competition rerun: serving %s", profile.server_class)
-            server.serve()
-            return None
-        csv = Path(test_csv) if test_csv else folder / "test.csv"
-        log.info("rehearsing with Kaggle's gateway from %s over %s", folder, csv)
-        server.run_local_gateway((str(csv),))
-        return None
+        return run_kaggle_gateway(predict, profile, folder, test_csv=test_csv,
+                                  time_limit_s=time_limit_s, out_dir=out_dir)
     if is_competition_rerun():
         raise GatewayError(
             "KAGGLE_IS_COMPETITION_RERUN is set but kaggle_evaluation was not found under"
@@ -272,6 +456,7 @@ def serve(
         )
     if test_csv is None:
         raise GatewayError("no kaggle_evaluation package found and no test CSV given")
+    print("gateway: aimo_submit's LocalGateway (no kaggle_evaluation found)", flush=True)
     problems = load_problems(test_csv)
     gateway = LocalGateway(
         problems,
