@@ -86,6 +86,26 @@ class PolicyConfig:
     start) * k / n`` of the total budget has passed (the baseline: 3 h, then 4 h 45 of 5 h)."""
     behind_schedule_end: float = 0.95
 
+    # --- fault handling (issue 8); defaults are what a submission runs ------------------------
+    engine_stall_s: float = 60.0
+    """An engine that sends no event for this long while samples are outstanding is hung: the
+    problem stops waiting (answering from what it has) and the runner restarts the engine.
+    Decode emits tokens many times a second and a long prefill takes seconds, so a minute of
+    silence is not a slow step."""
+    engine_retries: int = 1
+    """Times one problem asks again after the engine failed every sample it had started."""
+    oom_sample_factor: float = 0.5
+    """After an out-of-memory failure, retries and later problems start this fraction of the
+    samples (at least one): memory that ran out once runs out again at the same load."""
+    engine_restart_after: int = 1
+    """Consecutive problems the engine failed outright before it is restarted. One: a broken
+    engine rarely heals by itself, and a reload costs less than every later problem."""
+    engine_close_timeout_s: float = 30.0
+    """How long a restart waits for the broken engine to let go before loading anew."""
+    max_problem_chars: int = 20_000
+    """Longer statements are cut in the middle (head and tail kept). Olympiad problems are a
+    few hundred characters; a megabyte would only fill the context window and stall prefill."""
+
     def __post_init__(self) -> None:
         if self.n_samples < 1:
             raise ValueError("n_samples must be >= 1")
@@ -99,6 +119,13 @@ class PolicyConfig:
             raise ValueError("need 1 <= min_tokens <= max_tokens")
         if self.behind_schedule_max_tokens < 0:
             raise ValueError("behind_schedule_max_tokens must be >= 0 (0: off)")
+        if not 0 < self.oom_sample_factor <= 1:
+            raise ValueError("oom_sample_factor must be in (0, 1]")
+        if self.engine_stall_s <= 0 or self.engine_retries < 0 or self.engine_restart_after < 1:
+            raise ValueError("need engine_stall_s > 0, engine_retries >= 0, "
+                             "engine_restart_after >= 1")
+        if self.max_problem_chars < 1:
+            raise ValueError("max_problem_chars must be >= 1")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:

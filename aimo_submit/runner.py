@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
+import re
 import threading
 import time
 from collections.abc import Coroutine, Sequence
@@ -31,7 +33,10 @@ from aimo_submit.solver import LiveProblem, Solver, SolveResult
 
 log = logging.getLogger("aimo_submit.runner")
 
-_ENGINE_FAILS_BEFORE_RESTART = 1
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""C0 controls and DEL, except tab, newline and carriage return."""
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+_CUT_MARK = "\n[...]\n"
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,37 @@ def coerce_text(value: Any) -> tuple[str, str | None]:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace"), "got bytes, decoded as UTF-8"
     if not isinstance(value, str):
-        return str(value), (note + "; " if note else "") + f"got {type(value).__name__}"
+        try:
+            text = str(value)
+        except Exception as exc:
+            return "", f"could not read value ({type(exc).__name__}: {exc})"
+        return text, (note + "; " if note else "") + f"got {type(value).__name__}"
     return value, note
+
+
+def clean_text(text: str, max_chars: int) -> tuple[str, list[str]]:
+    """Make gateway text safe for the tokenizer, the run log and polars; notes say what changed.
+
+    Lone surrogates (text that was not valid UTF-8) cannot be encoded and would fail inside
+    the engine's worker, which looks like a broken engine; control characters only confuse the
+    model. Over-long text is cut in the middle: statements put the question last.
+    """
+    notes: list[str] = []
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATES.sub("\ufffd", text)
+        notes.append("replaced lone surrogates (text was not valid UTF-8)")
+    controls = len(_CONTROL_CHARS.findall(text))
+    if controls:
+        text = _CONTROL_CHARS.sub("", text)
+        notes.append(f"removed {controls} control character(s)")
+    if len(text) > max_chars:
+        head = max_chars // 2
+        tail = max(0, max_chars - head - len(_CUT_MARK))
+        notes.append(f"cut from {len(text)} to {max_chars} characters (middle removed)")
+        text = text[:head] + _CUT_MARK + (text[-tail:] if tail else "")
+    return text, notes
 
 
 class Submission:
@@ -142,7 +176,12 @@ class Submission:
         self.runlog = RunLog(self.workdir / "aimo_runlog.jsonl")
         self.records: dict[str, dict[str, Any]] = {}
         self.engine_failures = 0
+        """Consecutive problems the engine failed outright (resets on a healthy problem)."""
         self.restarts: list[float] = []
+        """Seconds each engine restart took (close + start)."""
+        self._restarts_noted = 0
+        self.sample_cap: int | None = None
+        """Samples per problem after an out-of-memory error (None: the policy's count)."""
         self.startup_s: float | None = None
         self._loop = EventLoopThread()
         self._ready = self._loop.submit(self._start_engine())
@@ -222,7 +261,7 @@ class Submission:
     async def _restart_engine(self) -> float:
         t0 = time.monotonic()
         try:
-            await asyncio.wait_for(self.engine.close(), timeout=30)
+            await asyncio.wait_for(self.engine.close(), timeout=self.policy.engine_close_timeout_s)
         except Exception as exc:  # a broken engine may not close cleanly; start anew anyway
             log.warning("engine close failed during restart: %r", exc)
         await self.engine.start()
@@ -244,52 +283,66 @@ class Submission:
         """Kaggle's ``predict``: a one-row DataFrame ``id, answer``. Never raises."""
         t0 = self.clock()
         faults: list[str] = []
-        pid, note = coerce_text(id_)
-        if note:
-            faults.append(f"id: {note}")
-        text, note = coerce_text(problem)
-        if note:
-            faults.append(f"problem: {note}")
-        if extra:
-            faults.append(f"ignored {len(extra)} extra argument(s) from the gateway")
-        if pid in self.records:
-            faults.append(f"repeated id {pid!r}: solved again")
-        if not text.strip():
-            faults.append("empty problem text")
-        answer, result, budget = self.policy.fallback_answer, None, None
+        pid, text = self._read_inputs(id_, problem, extra, faults)
+        answer: Any = self.policy.fallback_answer
+        result, budget, live = None, None, None
         try:
             budget = self.scheduler.plan()
-            answer, result = self._answer(text, budget, faults)
+            if not text.strip():
+                faults.append("empty problem text: answered with the fallback without solving")
+            else:
+                live = LiveProblem(self.profile.answer_modulus)
+                answer, result = self._answer(text, budget, faults, live)
         except BaseException as exc:  # noqa: BLE001 - predict must answer whatever happens
             faults.append(f"predict error: {type(exc).__name__}: {exc}")
             log.exception("predict error")
-        answer = int(answer) % self.profile.answer_modulus
-        self.scheduler.finish_problem()
-        seconds = self.clock() - t0
-        record = self._record(pid, answer, result, budget, seconds, faults)
-        self.records[pid] = record
-        self.runlog.write(record)
-        for fault in faults:
-            log.warning("problem %s: %s", pid, fault)
+        try:
+            answer = int(answer) % self.profile.answer_modulus
+        except Exception:
+            faults.append(f"unusable answer {answer!r}: used the fallback")
+            answer = self.policy.fallback_answer % self.profile.answer_modulus
+        try:
+            self.scheduler.finish_problem()
+            record = self._record(pid, answer, result, budget, self.clock() - t0, faults, live)
+            self.records[pid] = record
+            self.runlog.write(record)
+            for fault in faults:
+                log.warning("problem %s: %s", pid, fault)
+        except Exception:  # bookkeeping must not cost the answer
+            log.exception("could not record problem %s", pid)
         return pl.DataFrame(
             {"id": [pid], "answer": [answer]}, schema={"id": pl.String, "answer": pl.Int64}
         )
 
+    def _read_inputs(
+        self, id_: Any, problem: Any, extra: tuple[Any, ...], faults: list[str]
+    ) -> tuple[str, str]:
+        """Id and statement as clean strings; anything unusual becomes a fault line."""
+        pid, note = coerce_text(id_)
+        if note:
+            faults.append(f"id: {note}")
+        pid, notes = clean_text(pid, self.policy.max_problem_chars)
+        faults.extend(f"id: {n}" for n in notes)
+        text, note = coerce_text(problem)
+        if note:
+            faults.append(f"problem: {note}")
+        text, notes = clean_text(text, self.policy.max_problem_chars)
+        faults.extend(f"problem: {n}" for n in notes)
+        if extra:
+            faults.append(f"ignored {len(extra)} extra argument(s) from the gateway")
+        if pid in self.records:
+            faults.append(f"repeated id {pid!r}: solved again")
+        return pid, text
+
     def _answer(
-        self, text: str, budget: ProblemBudget, faults: list[str]
+        self, text: str, budget: ProblemBudget, faults: list[str], live: LiveProblem
     ) -> tuple[int, SolveResult | None]:
         fallback = self.policy.fallback_answer
-        if not self._ready.done():
-            wait = budget.hard_deadline - self.clock() - self.policy.answer_grace_s
-            if not self.wait_ready(timeout=max(0.0, wait)):
-                faults.append("engine not ready before the problem's deadline")
-                return fallback, None
-        if self._ready.exception() is not None:
-            faults.append(f"engine failed to start: {self._ready.exception()!r}")
-            self._schedule_restart(faults)
+        if not self._engine_ready(budget, faults):
             return fallback, None
-        live = LiveProblem(self.profile.answer_modulus)
-        future = self._loop.submit(self.solver.solve(text, budget, live=live))
+        if self.sample_cap is not None and self.sample_cap < budget.n_samples:
+            budget = dataclasses.replace(budget, n_samples=self.sample_cap)
+        future = self._loop.submit(self.solver.solve(text, self._on_loop_clock(budget), live=live))
         timeout = max(0.0, budget.hard_deadline - self.clock()) + self.policy.answer_grace_s
         try:
             result = future.result(timeout=timeout)
@@ -298,6 +351,7 @@ class Submission:
             faults.append(f"solve overran its deadline by {self.policy.answer_grace_s:.1f} s")
             best, source = live.best_answer()
             faults.append(f"answered from {source}")
+            self._engine_failed(faults)
             return (best if best is not None else fallback), None
         except BaseException as exc:  # noqa: BLE001
             faults.append(f"solve failed: {type(exc).__name__}: {exc}")
@@ -306,12 +360,59 @@ class Submission:
         faults.extend(result.faults)
         if result.tokens_per_s:
             self.scheduler.observe_throughput(int(result.tokens_per_s * 1000), 1000.0)
-        engine_broken = result.n_voted == 0 and any("engine" in f or "generation" in f
-                                                    for f in result.faults)
-        self.engine_failures = self.engine_failures + 1 if engine_broken else 0
-        if self.engine_failures >= _ENGINE_FAILS_BEFORE_RESTART:
-            self._schedule_restart(faults)
+        if result.out_of_memory:
+            self._degrade(budget.n_samples, faults)
+        if result.stop_reason == "engine-stalled" or (
+            result.engine_errors > 0 and result.n_voted == 0
+        ):
+            self._engine_failed(faults)
+        else:
+            self.engine_failures = 0
         return result.answer, result
+
+    def _on_loop_clock(self, budget: ProblemBudget) -> ProblemBudget:
+        """The budget in the solver's time: it runs on the loop's clock, not on ``self.clock``."""
+        shift = self._loop.loop.time() - self.clock()
+        return dataclasses.replace(
+            budget,
+            start=budget.start + shift,
+            soft_deadline=budget.soft_deadline + shift,
+            hard_deadline=budget.hard_deadline + shift,
+        )
+
+    def _engine_ready(self, budget: ProblemBudget, faults: list[str]) -> bool:
+        """Wait (within the problem's time) for the engine; restart it once if it failed."""
+        for attempt in range(2):
+            if not self._ready.done():
+                wait = budget.hard_deadline - self.clock() - self.policy.answer_grace_s
+                if wait > 0:
+                    concurrent.futures.wait([self._ready], timeout=wait)
+                if not self._ready.done():
+                    faults.append("engine not ready before the problem's deadline")
+                    return False
+            exc = self._ready.exception()
+            if exc is None:
+                for took in self.restarts[self._restarts_noted :]:
+                    faults.append(f"engine restarted in {took:.1f} s")
+                self._restarts_noted = len(self.restarts)
+                return True
+            faults.append(f"engine failed to start: {exc!r}")
+            if attempt == 0:
+                self._schedule_restart(faults)  # and wait for it within this problem's time
+        return False
+
+    def _engine_failed(self, faults: list[str]) -> None:
+        """The engine failed a whole problem (errors, silence, or an overrun): maybe restart."""
+        self.engine_failures += 1
+        if self.engine_failures >= self.policy.engine_restart_after:
+            self._schedule_restart(faults)
+
+    def _degrade(self, n_samples: int, faults: list[str]) -> None:
+        """Out of memory: later problems start fewer samples."""
+        fewer = max(1, int(n_samples * self.policy.oom_sample_factor))
+        if fewer < n_samples:
+            self.sample_cap = fewer
+            faults.append(f"out of memory: later problems start {fewer} sample(s), not {n_samples}")
 
     def _schedule_restart(self, faults: list[str]) -> None:
         if self._ready.done():
@@ -327,6 +428,7 @@ class Submission:
         budget: ProblemBudget | None,
         seconds: float,
         faults: list[str],
+        live: LiveProblem | None = None,
     ) -> dict[str, Any]:
         rec: dict[str, Any] = {
             "id": pid,
@@ -334,7 +436,14 @@ class Submission:
             "seconds": round(seconds, 3),
             "time_left_s": round(self.scheduler.usable_left(), 1),
             "faults": faults,
+            "votes": {},
+            "n_voted": 0,
+            "tokens": 0,
         }
+        if result is None and live is not None:  # the solve never returned: what it had so far
+            rec["votes"] = {str(k): v for k, v in live.tally().counts.items()}
+            rec["n_voted"] = len(live.votes)
+            rec["tokens"] = sum(s.tokens for s in live.samples.values())
         if budget is not None:
             rec["budget"] = {
                 "soft_s": round(budget.soft_deadline - budget.start, 2),
@@ -383,6 +492,8 @@ class Submission:
         return result
 
     def close(self) -> None:
+        if not self._ready.done():
+            self._ready.cancel()  # a load or restart still running: the engine closes anyway
         try:
             self._loop.submit(self.engine.close()).result(timeout=30)
         except Exception as exc:

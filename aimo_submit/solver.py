@@ -40,6 +40,24 @@ from aimo_submit.vote import Tally, is_settled, should_stop, tally
 log = logging.getLogger("aimo_submit.solver")
 
 _BOX_MARKERS = ("\\boxed", "\\fbox")
+_OOM_TYPES = ("OutOfMemoryError", "MemoryError")
+
+
+def is_out_of_memory(error: BaseException | str | None) -> bool:
+    """Is this engine error an out-of-memory one?
+
+    Errors cross the engine protocol as ``"Type: message"`` text (``SampleEvent.error``), so
+    the type name before the first colon decides; the message is read only for backends that
+    raise a bare ``RuntimeError('CUDA out of memory ...')`` (older torch, some vLLM paths).
+    """
+    if error is None:
+        return False
+    if isinstance(error, BaseException):
+        if isinstance(error, MemoryError) or type(error).__name__ in _OOM_TYPES:
+            return True
+        error = f"{type(error).__name__}: {error}"
+    head = error.split(":", 1)[0].strip().rsplit(".", 1)[-1]
+    return head in _OOM_TYPES or "out of memory" in error.lower()
 
 
 @dataclass
@@ -58,6 +76,8 @@ class SampleRecord:
     code_ok: int = 0
     code_seconds: float = 0.0
     error: str | None = None
+    code_status: list[str] = field(default_factory=list)
+    """Status of each code run that did not succeed (timeout, memory, killed, error)."""
     box_from: int = -1
     """Where the latest box opening was seen (so completion checks stay linear)."""
     segment_tokens: int = 0
@@ -71,6 +91,7 @@ class SampleRecord:
             "finish": self.finish_reason,
             "code_calls": self.code_calls,
             "code_ok": self.code_ok,
+            "code_status": self.code_status,
             "seconds": None if self.ended is None else round(self.ended - self.started, 3),
             "error": self.error,
         }
@@ -121,6 +142,12 @@ class SolveResult:
     faults: list[str]
     budget_max_tokens: int
     answer_source: str = "votes"
+    engine_errors: int = 0
+    """Samples that ended with an engine error (a failed generation or an ERROR event)."""
+    out_of_memory: bool = False
+    """One of those errors was an out-of-memory error."""
+    retries: int = 0
+    """Times the problem asked the engine again after every sample had failed."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,6 +163,9 @@ class SolveResult:
             "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
             "budget_max_tokens": self.budget_max_tokens,
             "faults": list(self.faults),
+            "engine_errors": self.engine_errors,
+            "out_of_memory": self.out_of_memory,
+            "retries": self.retries,
             "samples": self.samples,
         }
 
@@ -206,6 +236,13 @@ class _ProblemRun:
         """Samples paused on a code run: their generation has ended but they have not."""
         self.faults: list[str] = []
         self.prompt = ""
+        self.last_engine = self.loop.time()
+        """When the engine last sent anything (or was last asked): silence is measured from it."""
+        self.engine_errors = 0
+        self.out_of_memory = False
+        self.retries = 0
+        self.round_size = 0
+        """Samples started by the latest fresh request (the size a retry starts from)."""
         self.stop = solver.stop + ((CODE_STOP,) if solver.tir_active else ())
 
     # -- helpers -------------------------------------------------------------------------------
@@ -232,7 +269,12 @@ class _ProblemRun:
             seed=seed,
             include_stop=True,
         )
-        gen = self.s.engine.generate(request)
+        self.last_engine = self.loop.time()
+        try:
+            gen = self.s.engine.generate(request)
+        except Exception as exc:  # e.g. out of memory while admitting the request
+            self.fail_samples(sample_ids, f"{type(exc).__name__}: {exc}")
+            return
         self.gens.append(gen)
         for j, sid in enumerate(sample_ids):
             self.owner[sid] = (gen, j)
@@ -258,6 +300,51 @@ class _ProblemRun:
         weight = self.p.code_vote_weight if sample.code_ok > 0 else 1.0
         self.live.votes.append((sample.answer, weight))
 
+    def note_engine_error(self, error: str) -> None:
+        self.engine_errors += 1
+        self.out_of_memory = self.out_of_memory or is_out_of_memory(error)
+
+    def fail_samples(self, sample_ids: list[int], error: str) -> None:
+        """``generate`` itself raised: its samples end with the error; maybe ask again."""
+        self.faults.append(f"generation failed: {error}")
+        for sid in sample_ids:
+            sample = self.samples[sid]
+            if not sample.finished:
+                sample.error = error
+                self.note_engine_error(error)
+                self.finish(sample, "error")
+        self.maybe_retry()
+
+    def maybe_retry(self) -> None:
+        """Every sample failed in the engine and nothing is left running: ask once more.
+
+        After an out-of-memory error the retry starts fewer samples. Bounded by
+        ``policy.engine_retries`` and by the time left.
+        """
+        if (
+            self.retries >= self.p.engine_retries
+            or self.engine_errors == 0
+            or self.live.votes
+            or self.outstanding() > 0
+            or self.loop.time() >= self.stop_at
+            or not self.prompt
+        ):
+            return
+        self.retries += 1
+        k = self.round_size or self.budget.n_samples
+        if self.out_of_memory:
+            k = max(1, int(k * self.p.oom_sample_factor))
+        self.faults.append(
+            f"engine failed every sample; retry {self.retries} with {k} sample(s)"
+        )
+        first = len(self.samples)
+        ids = list(range(first, first + k))
+        now = self.loop.time()
+        for sid in ids:
+            self.samples[sid] = SampleRecord(index=sid, started=now)
+        self.round_size = k
+        self.start_generation(self.prompt, ids, self.budget.max_tokens)
+
     def finish(self, sample: SampleRecord, reason: str, *, extract: bool = True) -> None:
         if sample.finished:
             return
@@ -282,6 +369,16 @@ class _ProblemRun:
         new_tokens = max(0, event.tokens - sample.segment_tokens)
         sample.segment_tokens = max(sample.segment_tokens, event.tokens)
         sample.tokens += new_tokens
+        if sample.tokens > self.budget.max_tokens and not event.finished:
+            # The engine ignores the token cap: stop listening to this sample ourselves.
+            self.faults.append(
+                f"sample {sid}: engine went past max_tokens ({sample.tokens} > "
+                f"{self.budget.max_tokens}); cancelled"
+            )
+            sample.text += event.delta
+            self.cancel_sample(sid)
+            self.finish(sample, "length")
+            return
         if event.delta:
             before = len(sample.text)
             sample.text += event.delta
@@ -295,10 +392,13 @@ class _ProblemRun:
         if reason == FinishReason.ERROR:
             sample.error = event.error
             self.faults.append(f"sample {sid}: engine error: {event.error}")
+            self.note_engine_error(event.error or "engine error")
         if reason == FinishReason.STOP and self.wants_code(sample):
             self.run_code(sample)
             return
         self.finish(sample, FinishReason(reason).value)
+        if reason == FinishReason.ERROR:
+            self.maybe_retry()
 
     def check_box(self, sample: SampleRecord, before: int) -> None:
         """Linear-time detection of a newly completed box in the streamed text."""
@@ -336,6 +436,9 @@ class _ProblemRun:
         try:
             result = await self.s.sandbox.run(code)
             text, ok = result.to_model_text(), bool(getattr(result, "ok", False))
+            if not ok:
+                status = getattr(result, "status", "error")
+                self.samples[sid].code_status.append(str(getattr(status, "value", status)))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a broken sandbox must not take the problem down
@@ -366,9 +469,11 @@ class _ProblemRun:
             if not sample.finished and self.owner.get(sid, (None, 0))[0] is gen:
                 if error:
                     sample.error = error
+                    self.note_engine_error(error)
                 self.finish(sample, "error" if error else "lost")
         if error:
             self.faults.append(f"generation failed: {error}")
+            self.maybe_retry()
 
     # -- main loop -----------------------------------------------------------------------------
     async def execute(self) -> SolveResult:
@@ -385,6 +490,7 @@ class _ProblemRun:
                 stop_reason = "no-time"
             else:
                 self.prompt = self.s.build_prompt(self.problem)
+                self.round_size = n
                 self.start_generation(self.prompt, list(range(n)), b.max_tokens)
                 stop_reason = await self.loop_events()
         except asyncio.CancelledError:
@@ -420,11 +526,22 @@ class _ProblemRun:
             target = self.stop_at if soft_checked else min(self.budget.soft_deadline, self.stop_at)
             if now >= self.stop_at:
                 return "deadline"
+            if self.waiting_on_engine():
+                stall_at = self.last_engine + self.p.engine_stall_s
+                if now >= stall_at:
+                    self.faults.append(
+                        f"engine silent for {now - self.last_engine:.1f} s with "
+                        f"{self.waiting_on_engine()} sample(s) outstanding: treated as hung"
+                    )
+                    return "engine-stalled"
+                target = min(target, stall_at)
             try:
                 item = await asyncio.wait_for(self.queue.get(), timeout=max(0.0, target - now))
             except asyncio.TimeoutError:
                 continue
             kind = item[0]
+            if kind != "code_done":
+                self.last_engine = self.loop.time()
             if kind == "event":
                 self.on_event(item[1], item[2], item[3])
             elif kind == "code_done":
@@ -433,6 +550,29 @@ class _ProblemRun:
                 self.on_gen_failure(item[1], item[2], item[3])
             elif kind == "gen_end":
                 self.on_gen_failure(item[1], item[2], None)
+
+    def waiting_on_engine(self) -> int:
+        """Unfinished samples that wait for engine output (not for a code run)."""
+        return sum(
+            1 for s in self.samples.values() if not s.finished and s.index not in self.awaiting_code
+        )
+
+    def diagnose(self, stop_reason: str, source: str) -> None:
+        """Faults that explain an answer not taken from votes, for the run log."""
+        if stop_reason == "no-time":
+            self.faults.append("no time left for this problem: answered without sampling")
+            return
+        samples = list(self.samples.values())
+        if samples and all(s.finish_reason == "length" and s.tokens == 0 for s in samples):
+            self.faults.append(
+                "the engine generated nothing: every sample hit the length limit at once "
+                "(is the prompt longer than the context window?)"
+            )
+        empty = sum(1 for s in samples if s.finish_reason in ("stop", "length") and not s.text)
+        if empty:
+            self.faults.append(f"{empty} sample(s) ended with no text")
+        if source != "votes":
+            self.faults.append(f"no sample produced an answer: answered from {source}")
 
     async def shutdown(self) -> None:
         """Cancel everything still running; wait a bounded time for the engine to let go."""
@@ -463,6 +603,7 @@ class _ProblemRun:
         answer, source = self.live.best_answer()
         if answer is None:
             answer, source = self.p.fallback_answer % self.s.modulus, "fallback"
+        self.diagnose(stop_reason, source)
         rates = [
             s.tokens / (s.ended - s.started - s.code_seconds)
             for s in self.samples.values()
@@ -482,6 +623,9 @@ class _ProblemRun:
             faults=self.faults,
             budget_max_tokens=self.budget.max_tokens,
             answer_source=source,
+            engine_errors=self.engine_errors,
+            out_of_memory=self.out_of_memory,
+            retries=self.retries,
         )
 
 
