@@ -23,7 +23,7 @@ import multiprocessing
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import numpy as np
 
 from aimo_submit import simclock
 from aimo_submit.competition import AIMO2, CompetitionProfile
+from aimo_submit.engines.base import Engine
 from aimo_submit.engines.replay import (
     HARDWARE_PRESETS,
     ReplayEngine,
@@ -168,12 +169,20 @@ def oracle(problems: Sequence[TraceProblem], modulus: int = 1000) -> tuple[int, 
 
 # -- one competition ---------------------------------------------------------------------------
 async def compete(problems: Sequence[TraceProblem], policy: PolicyConfig, settings: SimSettings,
-                  order_seed: int, profile: CompetitionProfile = AIMO2
+                  order_seed: int, profile: CompetitionProfile = AIMO2, *,
+                  throughput: ThroughputModel | None = None,
+                  wrap_engine: Callable[[Engine], Engine] | None = None,
                   ) -> tuple[list[ProblemRecord], float, int]:
-    """Mirror of ``Submission.predict`` for each problem; returns records, time used, tokens."""
+    """Mirror of ``Submission.predict`` for each problem; returns records, time used, tokens.
+
+    ``throughput`` replaces the settings' model and ``wrap_engine`` wraps the replay engine
+    (the deadline benchmark slows the hardware down and injects faults this way).
+    """
     loop = asyncio.get_running_loop()
-    engine = ReplayEngine(problems, settings.throughput(), chunk_tokens=settings.chunk_tokens,
+    replay = ReplayEngine(problems, throughput or settings.throughput(),
+                          chunk_tokens=settings.chunk_tokens,
                           request_latency_s=settings.request_latency_s)
+    engine: Engine = wrap_engine(replay) if wrap_engine else replay
     scheduler = Scheduler(policy, settings.total_s, len(problems), clock=loop.time,
                           start=loop.time(),
                           max_problem_s=max(1.0, profile.response_timeout_s - 60.0))
@@ -198,16 +207,20 @@ async def compete(problems: Sequence[TraceProblem], policy: PolicyConfig, settin
             hard_s=budget.hard_deadline - budget.start,
             overran=now > budget.hard_deadline + policy.answer_grace_s + 1e-6,
         ))
-    return records, loop.time() - scheduler.start, engine.generated_tokens
+    return records, loop.time() - scheduler.start, replay.generated_tokens
 
 
 def run_competition(problems: Sequence[TraceProblem], policy: PolicyConfig,
                     settings: SimSettings | None = None, *, order_seed: int = 0,
-                    name: str = "policy", seed: int = 0) -> CompetitionResult:
+                    name: str = "policy", seed: int = 0,
+                    throughput: ThroughputModel | None = None,
+                    wrap_engine: Callable[[Engine], Engine] | None = None,
+                    ) -> CompetitionResult:
     """Play one competition on a fresh virtual-time loop."""
     settings = settings or SimSettings()
     t0 = time.perf_counter()
-    records, used, tokens = simclock.run(compete(problems, policy, settings, order_seed))
+    records, used, tokens = simclock.run(compete(
+        problems, policy, settings, order_seed, throughput=throughput, wrap_engine=wrap_engine))
     return CompetitionResult(
         policy=name, seed=seed, solved=sum(r.correct for r in records),
         n_problems=len(records), time_used_s=used, total_s=settings.total_s,
