@@ -45,7 +45,7 @@ notebook: $(STAMP)
 	$(PY) -m aimo_submit build-notebook
 
 package: $(STAMP)
-	$(PY) -m aimo_submit package
+	$(PY) -m aimo_submit package $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

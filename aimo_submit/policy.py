@@ -100,6 +100,10 @@ class PolicyConfig:
     engine_restart_after: int = 1
     """Consecutive problems the engine failed outright before it is restarted. One: a broken
     engine rarely heals by itself, and a reload costs less than every later problem."""
+    retry_after_restart: bool = True
+    """When the engine failed a whole problem and its restart is expected to finish with at
+    least ``min_problem_s`` of the problem's time left, solve the problem again on the fresh
+    engine (the restart time is the last one measured, else the start-up time)."""
     engine_close_timeout_s: float = 30.0
     """How long a restart waits for the broken engine to let go before loading anew."""
     max_problem_chars: int = 20_000

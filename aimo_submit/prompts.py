@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from aimo_submit.competition import AIMO2
+
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
@@ -44,7 +46,9 @@ PROMPT_STYLES: dict[str, dict[str, str | None]] = {
 }
 
 
-def build_messages(problem: str, style: str = "r1", max_answer: int = 999) -> list[dict[str, str]]:
+def build_messages(
+    problem: str, style: str = "r1", max_answer: int = AIMO2.max_answer
+) -> list[dict[str, str]]:
     """Chat messages for ``problem`` in the named style (KeyError names the known styles)."""
     try:
         spec = PROMPT_STYLES[style]

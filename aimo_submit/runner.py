@@ -337,6 +337,34 @@ class Submission:
     def _answer(
         self, text: str, budget: ProblemBudget, faults: list[str], live: LiveProblem
     ) -> tuple[int, SolveResult | None]:
+        answer, result = self._solve_once(text, budget, faults, live)
+        if result is None or not self._engine_broke(result) or not self.policy.retry_after_restart:
+            return answer, result
+        # The engine failed the whole problem and a restart is under way: if it can finish with
+        # time to spare, ask again on the fresh engine instead of leaving the problem to chance.
+        expected = self.restarts[-1] if self.restarts else (self.startup_s or float("inf"))
+        left = budget.hard_deadline - self.clock() - self.policy.answer_grace_s
+        if left < expected + self.policy.min_problem_s:
+            faults.append(f"no time to retry after the restart ({left:.1f} s left, a restart "
+                          f"takes about {expected:.1f} s)")
+            return answer, result
+        faults.append("retrying this problem on the restarted engine")
+        retry = LiveProblem(self.profile.answer_modulus)
+        answer2, result2 = self._solve_once(text, budget, faults, retry)
+        if result2 is not None and result2.n_voted > 0:
+            live.samples, live.votes = retry.samples, retry.votes
+            return answer2, result2
+        return answer, result
+
+    def _engine_broke(self, result: SolveResult) -> bool:
+        """Did the engine fail this whole problem (silence, or errors and not one vote)?"""
+        return result.stop_reason == "engine-stalled" or (
+            result.engine_errors > 0 and result.n_voted == 0
+        )
+
+    def _solve_once(
+        self, text: str, budget: ProblemBudget, faults: list[str], live: LiveProblem
+    ) -> tuple[int, SolveResult | None]:
         fallback = self.policy.fallback_answer
         if not self._engine_ready(budget, faults):
             return fallback, None
@@ -362,9 +390,7 @@ class Submission:
             self.scheduler.observe_throughput(int(result.tokens_per_s * 1000), 1000.0)
         if result.out_of_memory:
             self._degrade(budget.n_samples, faults)
-        if result.stop_reason == "engine-stalled" or (
-            result.engine_errors > 0 and result.n_voted == 0
-        ):
+        if self._engine_broke(result):
             self._engine_failed(faults)
         else:
             self.engine_failures = 0

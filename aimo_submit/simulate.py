@@ -79,6 +79,9 @@ class SimSettings:
     throughput_scale: float | None = None
     chunk_tokens: int = 256
     request_latency_s: float = 0.5
+    heartbeat_s: float | None = 30.0
+    """Longest gap between a running sample's events (``ReplayEngine.heartbeat_s``); half the
+    default ``engine_stall_s``, so a slowed machine is never mistaken for a hung one."""
     trace_model: str = DEFAULT_MODEL
     """Synthetic calibration (a key of ``traces.CALIBRATED``)."""
     pool: int = 64
@@ -149,7 +152,8 @@ def problem_set(seed: int, settings: SimSettings) -> tuple[list[TraceProblem], s
     return problems, f"synthetic: {settings.trace_model}"
 
 
-def oracle(problems: Sequence[TraceProblem], modulus: int = 1000) -> tuple[int, int]:
+def oracle(problems: Sequence[TraceProblem],
+           modulus: int = AIMO2.answer_modulus) -> tuple[int, int]:
     """(majority over every finished pool sample, problems whose pool holds the answer at all).
 
     The first is the issue's "oracle": majority vote with no time limit. It is not a strict
@@ -181,7 +185,8 @@ async def compete(problems: Sequence[TraceProblem], policy: PolicyConfig, settin
     loop = asyncio.get_running_loop()
     replay = ReplayEngine(problems, throughput or settings.throughput(),
                           chunk_tokens=settings.chunk_tokens,
-                          request_latency_s=settings.request_latency_s)
+                          request_latency_s=settings.request_latency_s,
+                          heartbeat_s=settings.heartbeat_s)
     engine: Engine = wrap_engine(replay) if wrap_engine else replay
     scheduler = Scheduler(policy, settings.total_s, len(problems), clock=loop.time,
                           start=loop.time(),

@@ -24,6 +24,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from aimo_submit.competition import AIMO2
 from aimo_submit.engines.base import (
     Engine,
     FinishReason,
@@ -184,7 +185,7 @@ class Solver:
         engine: Engine,
         policy: PolicyConfig,
         *,
-        modulus: int = 1000,
+        modulus: int = AIMO2.answer_modulus,
         prompt_style: str = "r1",
         tir_prompt_style: str | None = None,
         stop: tuple[str, ...] = (),

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from aimo_submit.competition import AIMO2
+
 __all__ = [
     "CALIBRATED",
     "DEFAULT_MODEL",
@@ -157,6 +159,8 @@ CALIBRATED: dict[str, SyntheticModel] = {
         source="fast-math-r1-14b/aime25"),
 }
 DEFAULT_MODEL = "r1-distill-qwen-14b/aime25"
+_MOD = AIMO2.answer_modulus
+"""Synthetic traces stand for AIMO2 problems: answers 0..999."""
 """The project's Kaggle model (weights_manifest.json) on the harder of the two AIME years:
 AIMO2 problems sit between AIME and IMO, so AIME 2025 is the closer stand-in."""
 
@@ -333,15 +337,15 @@ def synthetic_problems(n: int, seed: int, model: SyntheticModel | str = DEFAULT_
     for i in range(n):
         q = float(rng.beta(a, b))
         mu = m.mu0 + m.hard_slope * (0.5 - q) + m.tau * float(rng.standard_normal())
-        gold = int(rng.integers(0, 1000))
-        distractors = [(gold + int(d)) % 1000 for d in rng.choice(np.arange(1, 1000),
+        gold = int(rng.integers(0, _MOD))
+        distractors = [(gold + int(d)) % _MOD for d in rng.choice(np.arange(1, _MOD),
                                                                    m.n_distractors, replace=False)]
         d_weights = rng.dirichlet(np.ones(m.n_distractors))
         right = rng.random(pool) < q
         log_len = mu + m.delta_wrong * (~right) + m.sigma * rng.standard_normal(pool)
         kind = rng.random(pool)
         pick = rng.choice(m.n_distractors, size=pool, p=d_weights)
-        noise = rng.integers(0, 1000, size=pool)
+        noise = rng.integers(0, _MOD, size=pool)
         samples = []
         for j in range(pool):
             length = int(min(max(16.0, math.exp(log_len[j])), 1e9))
@@ -444,7 +448,7 @@ def load_shared_traces(root: str | Path | None = None, *, min_samples: int = 1
                 except (TypeError, ValueError):
                     continue
                 pools.setdefault(str(pid), []).append(sample)
-    problems = [TraceProblem(pid, gold[pid] % 1000, tuple(samples), meta={"source": str(folder)})
+    problems = [TraceProblem(pid, gold[pid] % _MOD, tuple(samples), meta={"source": str(folder)})
                 for pid, samples in pools.items()
                 if pid in gold and len(samples) >= min_samples]
     return problems or None

@@ -29,68 +29,22 @@ import polars as pl
 import pytest
 
 from aimo_submit.competition import AIMO2
-from aimo_submit.engines.faulty import Fault, FaultKind, FaultyEngine, hostile_code_text
-from aimo_submit.engines.transformers_engine import TransformersEngine
-from aimo_submit.manifest import load_manifest
-from aimo_submit.policy import PolicyConfig
+from aimo_submit.engines.faulty import Fault, FaultKind, hostile_code_text
 from aimo_submit.prompts import CODE_STOP
-from aimo_submit.runner import Submission, spec_from_entry
+from aimo_submit.runner import Submission
+from bench.bench_faults import CASES, GRACE, MODEL, POLICY
+from bench.bench_faults import rows as _rows
+from bench.bench_faults import submission as _submission
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "aimo_submit" / "assets" / "tiny-model"
-PROBLEMS = REPO / "aimo_submit" / "assets" / "tiny_problems.csv"
 
 pytestmark = pytest.mark.skipif(
     not (MODEL / "config.json").is_file(), reason="tiny model not trained (make tiny-model)"
 )
 
 MOD = AIMO2.answer_modulus
-GRACE = 0.5
 SLACK = 0.25
 """Wall-clock allowance past deadline + grace for building the answer frame on a busy CPU."""
-
-POLICY = PolicyConfig(
-    n_samples=4,
-    max_tokens=256,  # the tiny model's manifest cap
-    early_stop_agree=3,
-    tir=False,
-    answer_grace_s=GRACE,
-    engine_stall_s=1.5,
-    min_problem_s=2.0,
-    temperature=1.0,
-    top_p=1.0,
-)
-
-
-def _rows(n: int) -> list[dict[str, str]]:
-    return pl.read_csv(PROBLEMS, infer_schema_length=0).head(n).to_dicts()
-
-
-def _spec(tir: bool = False):
-    entry = load_manifest().get("tiny-qwen2-math")
-    spec = spec_from_entry(entry, MODEL)
-    return spec if tir else spec.__class__(**{**spec.__dict__, "tir_prompt_style": None})
-
-
-def _submission(
-    tmp_path: Path,
-    plan: list[Fault],
-    *,
-    total_s: float,
-    n_problems: int,
-    policy: PolicyConfig = POLICY,
-    sandbox: Any = None,
-    clock: Any = time.monotonic,
-) -> tuple[Submission, FaultyEngine]:
-    inner = TransformersEngine(
-        MODEL, device="cpu", dtype="float32", max_concurrent=4, max_model_len=512, threads=1
-    )
-    engine = FaultyEngine(inner, plan)
-    sub = Submission(
-        engine, _spec(tir=sandbox is not None), AIMO2, policy=policy, total_s=total_s,
-        n_problems=n_problems, workdir=tmp_path, sandbox=sandbox, clock=clock,
-    )
-    return sub, engine
 
 
 def _predict(sub: Submission, pid: str, text: str) -> tuple[int, float, dict[str, Any]]:
@@ -117,45 +71,9 @@ def _faults(record: dict[str, Any]) -> str:
     return "\n".join(record["faults"])
 
 
-# (name, faults on the first problem, text its run-log faults must contain, total_s, n)
-CASES = [
-    ("raise-mid-stream", [Fault(FaultKind.RAISE, call=0, after_events=6)],
-     "generation failed: RuntimeError: injected engine failure", 24, 4),
-    ("error-events-mid-stream", [Fault(FaultKind.RAISE, call=0, after_events=6, as_events=True)],
-     "engine error: RuntimeError: injected engine failure", 24, 4),
-    ("oom-torch-at-generate",
-     [Fault(FaultKind.OOM, match="Carl has 29 apples", times=None, at_generate=True)],
-     "generation failed: OutOfMemoryError", 24, 4),
-    ("oom-cuda-runtime-error",
-     [Fault(FaultKind.OOM, match="Carl has 29 apples", times=None, torch_oom=False,
-            as_events=True, after_events=3)],
-     "engine error: RuntimeError: CUDA out of memory", 24, 4),
-    ("hang", [Fault(FaultKind.HANG, call=0, after_events=4)],
-     "engine silent for", 24, 4),
-    ("hang-deaf-to-cancel", [Fault(FaultKind.HANG_DEAF, call=0, after_events=4, seconds=30)],
-     "did not release in time", 24, 4),
-    ("endless-samples", [Fault(FaultKind.ENDLESS, call=0, samples=(0, 1, 2, 3))],
-     "engine went past max_tokens", 24, 4),
-    ("garbage-text", [Fault(FaultKind.GARBAGE, call=0)],
-     "no sample produced an answer", 24, 4),
-    ("empty-text", [Fault(FaultKind.EMPTY, call=0)],
-     "4 sample(s) ended with no text", 24, 4),
-    ("slow-first-event", [Fault(FaultKind.SLOW_FIRST_EVENT, call=0, seconds=2.5)],
-     "engine silent for", 24, 4),
-    # 16 s for 4 problems: a 4.8 s hard deadline, which the 5.5 s block outlasts
-    ("event-loop-blocked", [Fault(FaultKind.BLOCK_LOOP, call=0, seconds=5.5)],
-     "solve overran its deadline", 16, 4),
-    # 40 s for 4 problems: a 12 s hard deadline, which the 12 s delay plus the load outlasts;
-    # the second problem (9.6 s) then has about 5 s with a ready engine
-    ("slow-start", [Fault(FaultKind.SLOW_START, call=0, seconds=12.0)],
-     "engine not ready before the problem's deadline", 40, 4),
-    ("start-failure", [Fault(FaultKind.START_FAIL, call=0)],
-     "engine failed to start", 24, 4),
-]
-
-
+# The scenarios (CASES) live in bench/bench_faults.py, which also reports their outcomes.
 @pytest.mark.parametrize(("faults", "expect", "total_s", "n"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+                         [c[1:] for c in CASES[:-1]], ids=[c[0] for c in CASES[:-1]])
 def test_fault_is_survived_logged_and_the_next_problem_is_normal(
     tmp_path: Path, faults: list[Fault], expect: str, total_s: float, n: int
 ) -> None:
@@ -179,7 +97,8 @@ def test_oom_everywhere_restarts_the_engine_and_degrades_to_fewer_samples(
     tmp_path: Path,
 ) -> None:
     """Every request of one problem runs out of memory: the solver retries with fewer samples,
-    the runner restarts the engine (timed) and later problems start half the samples."""
+    the runner restarts the engine (timed), asks once more on the fresh engine (which fails
+    again: the fault follows the problem), and later problems start fewer samples."""
     plan = [Fault(FaultKind.OOM, match="Carl has 29 apples", times=None, at_generate=True)]
     sub, engine = _submission(tmp_path, plan, total_s=24, n_problems=4)
     try:
@@ -188,17 +107,33 @@ def test_oom_everywhere_restarts_the_engine_and_degrades_to_fewer_samples(
         _in_time(wall, rec)
         text = _faults(rec)
         assert "retry 1 with 2 sample(s)" in text  # 4 samples * oom_sample_factor 0.5
-        assert rec["out_of_memory"] and rec["engine_errors"] == 4 + 2
         assert "later problems start 2 sample(s), not 4" in text
         assert "engine restart scheduled" in text
-        assert sum(1 for f in engine.fired if f["kind"] == "oom") == 2
+        assert "retrying this problem on the restarted engine" in text
+        assert "retry 1 with 1 sample(s)" in text  # the second attempt started 2, then 1
+        assert rec["out_of_memory"] and rec["engine_errors"] == 4 + 2  # the first attempt
+        assert sum(1 for f in engine.fired if f["kind"] == "oom") == 4
 
         _, wall2, rec2 = _predict(sub, "p2", second["problem"])
         _in_time(wall2, rec2)
-        assert rec2["n_samples"] == 2 and rec2["n_voted"] > 0
-        assert len(sub.restarts) == 1 and 0 < sub.restarts[0] < 10
+        assert rec2["n_samples"] == 1 and rec2["n_voted"] > 0
+        assert len(sub.restarts) == 2 and all(0 < t < 10 for t in sub.restarts)
         assert any(f.startswith("engine restarted in") for f in rec2["faults"])
-        assert engine.starts == 2
+        assert engine.starts == 3
+    finally:
+        sub.close()
+
+
+def test_hung_engine_is_restarted_and_the_same_problem_solved_on_it(tmp_path: Path) -> None:
+    sub, engine = _submission(tmp_path, [Fault(FaultKind.HANG, call=0, after_events=4)],
+                              total_s=24, n_problems=4)
+    try:
+        _, wall, rec = _predict(sub, "p1", _rows(1)[0]["problem"])
+        _in_time(wall, rec)
+        text = _faults(rec)
+        assert "treated as hung" in text and "retrying this problem" in text
+        assert rec["n_voted"] > 0, rec["faults"]  # answered from real votes, not the fallback
+        assert len(sub.restarts) == 1 and engine.starts == 2
     finally:
         sub.close()
 

@@ -310,14 +310,22 @@ class ReplayEngine(Engine):
         chunk_tokens: int = 256,
         prompt_tokens: int = 300,
         request_latency_s: float = 0.5,
+        heartbeat_s: float | None = 30.0,
     ) -> None:
         if chunk_tokens < 1:
             raise ValueError("chunk_tokens must be >= 1")
+        if heartbeat_s is not None and heartbeat_s <= 0:
+            raise ValueError("heartbeat_s must be > 0 (or None: off)")
         self.problems = {p.id: p for p in problems}
         self.throughput: ThroughputModel = throughput or HARDWARE_PRESETS["l4x4-dp4"]
         self.chunk_tokens = chunk_tokens
         self.prompt_tokens = prompt_tokens
         self.request_latency_s = request_latency_s
+        self.heartbeat_s = heartbeat_s
+        """A real engine streams every decode step; chunks of ``chunk_tokens`` on a slowed
+        machine can be minutes apart, which the solver's stall detector would take for a hang.
+        So running samples report their progress (empty text) at least this often."""
+        self._last_emit = 0.0
         self._cursor: dict[str, int] = {}
         self._running: list[_Seq] = []
         self._rate = 0.0
@@ -390,11 +398,19 @@ class ReplayEngine(Engine):
         self._rate = max(1e-9, self.throughput.tokens_per_s(n, context))
         gap = min(min(s.boundary, s.target) - s.progress for s in self._running)
         assert self._loop is not None
-        self._timer = self._loop.call_at(self._last + max(0.0, gap) / self._rate, self._tick)
+        at = self._last + max(0.0, gap) / self._rate
+        if self.heartbeat_s is not None:
+            at = min(at, max(self._last, self._last_emit + self.heartbeat_s))
+        self._timer = self._loop.call_at(at, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
-        self._sync(self._now())
+        now = self._now()
+        self._sync(now)
+        if self.heartbeat_s is not None and now + _EPS >= self._last_emit + self.heartbeat_s:
+            for seq in self._running:
+                seq.gen._push(SampleEvent(seq.index, "", int(seq.progress)))
+            self._last_emit = now
         still: list[_Seq] = []
         for seq in self._running:
             stop = min(seq.boundary, seq.target)
@@ -406,6 +422,7 @@ class ReplayEngine(Engine):
                 self._finish(seq, seq.reason, seq.target, _FILLER + seq.final_text)
             else:
                 seq.gen._push(SampleEvent(seq.index, _FILLER, stop))
+                self._last_emit = self._last
                 seq.boundary = min(seq.boundary + self.chunk_tokens, seq.target)
                 still.append(seq)
         self._running = still
@@ -416,6 +433,8 @@ class ReplayEngine(Engine):
         if not pending:
             return
         self._sync(self._now())
+        if not self._running:
+            self._last_emit = self._last
         for seq in pending:
             seq.state = "running"
         self._running.extend(pending)
