@@ -45,15 +45,13 @@ WHEEL_TARGET = {
     "implementation": "cp",
     "abis": ("cp311", "abi3", "none"),
     "platforms": (
-        "manylinux_2_28_x86_64",
-        "manylinux_2_27_x86_64",
-        "manylinux_2_24_x86_64",
-        "manylinux_2_17_x86_64",
+        *(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)),
         "manylinux2014_x86_64",
         "linux_x86_64",
     ),
 }
-"""Kaggle's image: CPython 3.11 on x86-64 Linux (glibc new enough for manylinux_2_28)."""
+"""Kaggle's image: CPython 3.11 on x86-64 Ubuntu 22.04 (glibc 2.35, so manylinux_2_17 up to
+manylinux_2_35 wheels run; llguidance 1.7.6, for one, ships only manylinux_2_31)."""
 
 DATASETS = {
     LIB_DATASET: {

@@ -135,7 +135,8 @@ def test_wheels_are_downloaded_for_kaggles_python(fake_root, tmp_path):
     assert "--only-binary=:all:" in cmd
     assert cmd[cmd.index("--python-version") + 1] == "3.11"
     platforms = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--platform"]
-    assert {"manylinux_2_28_x86_64", "manylinux_2_17_x86_64"} <= set(platforms)
+    assert {"manylinux_2_31_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64"} <= set(
+        platforms)
     assert cmd[cmd.index("-r") + 1] == str(fake_root / "requirements-gpu.txt")
     wheels = tmp_path / "out" / WHEELS_DATASET
     assert result.wheels_dir == wheels
