@@ -12,7 +12,7 @@ PROFILE ?= aimo2
 KAGGLE_DATA ?=
 ARGS    ?=
 
-.PHONY: help venv test local-gateway tiny-model notebook package bench bench-deadline lint clean
+.PHONY: help venv test local-gateway tiny-model notebook package bench bench-faults bench-deadline lint clean
 
 help:
 	@echo "make local-gateway   rehearse the whole submission on the embedded tiny model (CPU)"
@@ -21,6 +21,7 @@ help:
 	@echo "make notebook        build notebooks/aimo_submit.ipynb from its template"
 	@echo "make package         build the Kaggle upload folders under build/"
 	@echo "make bench           run the benchmarks and print their tables"
+	@echo "make bench-faults    each injected fault on the tiny model and what predict did (~1 min)"
 	@echo "make bench-deadline  1,000 simulated runs under injected faults (~15 min)"
 	@echo "make lint            ruff"
 
@@ -49,6 +50,9 @@ package: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+bench-faults: $(STAMP)
+	$(PY) -m bench.faults
 
 bench-deadline: $(STAMP)
 	$(PY) -m bench.deadline --seeds $(or $(SEEDS),1000)

@@ -37,10 +37,10 @@ POLICIES = ("aimo2-baseline", "aimo2-winner", "ours-defaults", "ours")
 SEEDS = 20
 """Competitions per policy for the main table."""
 CURVE_HOURS = (1.0, 2.0, 3.0, 4.0, 5.0)
-CURVE_SEEDS = 12
+CURVE_SEEDS = 6
 SENSITIVITY = {"hardware": "l4x4-tp4"}
 """A second machine model (the manifest's tensor-parallel vLLM set-up) for the same policies."""
-SENSITIVITY_SEEDS = 10
+SENSITIVITY_SEEDS = 6
 JOBS = min(2, os.cpu_count() or 1)
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = "make bench  (= python -m bench; this part alone: python -m bench.bench_policies)"

@@ -32,9 +32,9 @@ from aimo_submit.competition import AIMO2
 from aimo_submit.engines.faulty import Fault, FaultKind, hostile_code_text
 from aimo_submit.prompts import CODE_STOP
 from aimo_submit.runner import Submission
-from bench.bench_faults import CASES, GRACE, MODEL, POLICY
-from bench.bench_faults import rows as _rows
-from bench.bench_faults import submission as _submission
+from bench.faults import CASES, GRACE, MODEL, POLICY
+from bench.faults import rows as _rows
+from bench.faults import submission as _submission
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def _faults(record: dict[str, Any]) -> str:
     return "\n".join(record["faults"])
 
 
-# The scenarios (CASES) live in bench/bench_faults.py, which also reports their outcomes.
+# The scenarios (CASES) live in bench/faults.py, which also reports their outcomes.
 @pytest.mark.parametrize(("faults", "expect", "total_s", "n"),
                          [c[1:] for c in CASES[:-1]], ids=[c[0] for c in CASES[:-1]])
 def test_fault_is_survived_logged_and_the_next_problem_is_normal(

@@ -6,7 +6,7 @@ tiny model (``TransformersEngine`` on CPU) in the test-only ``FaultyEngine``, bu
 ``Submission`` with a few seconds per problem, and calls ``predict`` twice the way Kaggle's
 gateway does: the first problem meets the fault, the second must be served normally.
 
-Run: ``python -m bench faults`` (part of ``make bench``); about a minute on 2 CPUs.
+Run: ``make bench-faults`` (= ``python -m bench.faults``); about a minute on 2 CPUs.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "aimo_submit" / "assets" / "tiny-model"
 PROBLEMS = REPO / "aimo_submit" / "assets" / "tiny_problems.csv"
 RESULTS = REPO / "bench" / "results"
-COMMAND = "make bench  (this part alone: python -m bench faults)"
+COMMAND = "make bench-faults  (= python -m bench.faults)"
 
 GRACE = 0.5
 POLICY = PolicyConfig(
