@@ -101,9 +101,10 @@ class PolicyConfig:
     """Consecutive problems the engine failed outright before it is restarted. One: a broken
     engine rarely heals by itself, and a reload costs less than every later problem."""
     retry_after_restart: bool = True
-    """When the engine failed a whole problem and its restart is expected to finish with at
-    least ``min_problem_s`` of the problem's time left, solve the problem again on the fresh
-    engine (the restart time is the last one measured, else the start-up time)."""
+    """When the engine failed a whole problem without one vote, and the restart that this
+    scheduled is expected to finish with at least ``min_problem_s`` of the problem's time left,
+    solve the problem again on the fresh engine (the restart is expected to take as long as the
+    last one measured, else as long as the start-up)."""
     engine_close_timeout_s: float = 30.0
     """How long a restart waits for the broken engine to let go before loading anew."""
     max_problem_chars: int = 20_000

@@ -337,8 +337,11 @@ class Submission:
     def _answer(
         self, text: str, budget: ProblemBudget, faults: list[str], live: LiveProblem
     ) -> tuple[int, SolveResult | None]:
+        ready_before = self._ready
         answer, result = self._solve_once(text, budget, faults, live)
-        if result is None or not self._engine_broke(result) or not self.policy.retry_after_restart:
+        restarting = self._ready is not ready_before  # the failure scheduled a restart
+        if (result is None or result.n_voted > 0 or not restarting
+                or not self._engine_broke(result) or not self.policy.retry_after_restart):
             return answer, result
         # The engine failed the whole problem and a restart is under way: if it can finish with
         # time to spare, ask again on the fresh engine instead of leaving the problem to chance.
