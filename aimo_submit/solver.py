@@ -306,14 +306,15 @@ class _ProblemRun:
         self.out_of_memory = self.out_of_memory or is_out_of_memory(error)
 
     def fail_samples(self, sample_ids: list[int], error: str) -> None:
-        """``generate`` itself raised: its samples end with the error; maybe ask again."""
-        self.faults.append(f"generation failed: {error}")
+        """A generation failed (``generate`` raised, or its stream broke): its open samples
+        end with the error; maybe ask again."""
         for sid in sample_ids:
             sample = self.samples[sid]
             if not sample.finished:
                 sample.error = error
                 self.note_engine_error(error)
                 self.finish(sample, "error")
+        self.faults.append(f"generation failed: {error}")
         self.maybe_retry()
 
     def maybe_retry(self) -> None:
@@ -463,18 +464,15 @@ class _ProblemRun:
 
     def on_gen_failure(self, sample_ids: list[int], gen: Generation, error: str | None) -> None:
         """A generation's stream ended (or broke) with samples still open: close them."""
-        for sid in sample_ids:
-            sample = self.samples[sid]
-            if sid in self.awaiting_code:
-                continue  # its stream ended at CODE_STOP on purpose; it resumes after the code
-            if not sample.finished and self.owner.get(sid, (None, 0))[0] is gen:
-                if error:
-                    sample.error = error
-                    self.note_engine_error(error)
-                self.finish(sample, "error" if error else "lost")
+        # A sample paused at CODE_STOP ended its stream on purpose (it resumes after the code);
+        # one owned by a newer generation is no longer this stream's.
+        mine = [sid for sid in sample_ids
+                if sid not in self.awaiting_code and self.owner.get(sid, (None, 0))[0] is gen]
         if error:
-            self.faults.append(f"generation failed: {error}")
-            self.maybe_retry()
+            self.fail_samples(mine, error)
+            return
+        for sid in mine:
+            self.finish(self.samples[sid], "lost")
 
     # -- main loop -----------------------------------------------------------------------------
     async def execute(self) -> SolveResult:

@@ -31,6 +31,7 @@ from aimo_submit.simulate import (
     summarize,
 )
 from aimo_submit.traces import CALIBRATED, DEFAULT_MODEL, fit_report
+from bench import markdown_rows
 
 # -- configuration (data) ------------------------------------------------------------------------
 POLICIES = ("aimo2-baseline", "aimo2-winner", "ours-defaults", "ours")
@@ -101,13 +102,6 @@ def _stop_reasons(results: list[CompetitionResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def _markdown_rows(rows: list[dict[str, Any]]) -> str:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
-    lines += ["| " + " | ".join(str(r.get(k, 0)) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def run() -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -155,7 +149,7 @@ def run() -> list[dict[str, Any]]:
         "",
         "Where the time went (share of problems by stop reason):",
         "",
-        _markdown_rows(_stop_reasons(results)),
+        markdown_rows(_stop_reasons(results), missing=0),
         "",
         f"## Sensitivity: {sens_settings.throughput().describe()} ({SENSITIVITY_SEEDS} runs)",
         "",

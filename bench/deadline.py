@@ -43,6 +43,7 @@ from aimo_submit.engines.replay import ThroughputModel
 from aimo_submit.presets import get_preset
 from aimo_submit.schedule import Scheduler
 from aimo_submit.simulate import SimSettings, problem_set, run_competition
+from bench import markdown_rows
 
 # -- configuration (data) ------------------------------------------------------------------------
 POLICIES = ("ours", "ours-defaults")
@@ -237,13 +238,6 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _md_table(rows: list[dict[str, Any]]) -> str:
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _plot(runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -292,7 +286,7 @@ def write_results(runs: list[dict[str, Any]], rows: list[dict[str, Any]], seeds:
         "which the last answer came back; an overrun is a run with negative slack. Problem "
         "slack = the problem's hard deadline plus the answer grace minus its answer time.",
         "",
-        _md_table(rows),
+        markdown_rows(rows),
         "",
         f"Worst run: policy {worst['policy']}, seed {worst['seed']}: slack "
         f"{worst['slack_s']:.1f} s, load {worst['startup_s']:.0f} s, speed "

@@ -28,6 +28,7 @@ from aimo_submit.engines.transformers_engine import TransformersEngine
 from aimo_submit.manifest import load_manifest
 from aimo_submit.policy import PolicyConfig
 from aimo_submit.runner import Submission, spec_from_entry
+from bench import markdown_rows
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "aimo_submit" / "assets" / "tiny-model"
@@ -167,7 +168,6 @@ def run() -> list[dict[str, Any]]:
 
 
 def _write(out: list[dict[str, Any]], wall_s: float) -> None:
-    keys = list(out[0])
     lines = [
         "# Fault injection on the real tiny model (CPU)",
         "",
@@ -180,11 +180,8 @@ def _write(out: list[dict[str, Any]], wall_s: float) -> None:
         "engine restart time if one happened, and how the next problem went (samples that "
         "voted, wall time, stop reason).",
         "",
-        "| " + " | ".join(keys) + " |",
-        "|" + " --- |" * len(keys),
+        markdown_rows(out),
     ]
-    lines += ["| " + " | ".join("" if r[k] is None else str(r[k]).replace("|", "/")
-                                for k in keys) + " |" for r in out]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "faults.md").write_text("\n".join(lines) + "\n")
 
