@@ -23,6 +23,7 @@ output costs bounded memory, and it kills the run when the flood passes a hard c
 
 Modules: ``launcher`` (the child-side program, run as a script), ``process`` (the parent side of
 one run: start, pump, classify, kill, uid leases), ``pool`` (``Sandbox``, the asyncio pool),
+``session`` (``PythonSession``: a persistent interpreter per attempt, Jupyter-kernel style),
 ``result`` and ``options`` (the data both sides share). ``python -m aimo_submit.sandbox`` prints
 which protections this host grants.
 """
@@ -31,12 +32,15 @@ from aimo_submit.sandbox.options import DEFAULT_OPTIONS, SandboxOptions
 from aimo_submit.sandbox.pool import Sandbox
 from aimo_submit.sandbox.process import CELL_FILENAME, CancelToken, probe_protections, run_code
 from aimo_submit.sandbox.result import ExecResult, Status
+from aimo_submit.sandbox.session import RESTART_NOTE, PythonSession
 
 __all__ = [
     "CELL_FILENAME",
     "DEFAULT_OPTIONS",
     "CancelToken",
     "ExecResult",
+    "PythonSession",
+    "RESTART_NOTE",
     "Sandbox",
     "SandboxOptions",
     "Status",

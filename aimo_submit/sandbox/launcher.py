@@ -2,8 +2,11 @@
 
 ``HEX`` is a ``marshal``-ed config dict (see ``process.Launch``). The launcher starts in a new
 session, enters namespaces, forks the worker (pid 1 of the new pid namespace when there is one),
-waits for it, then reaps and sweeps whatever it left. The worker reads the code from stdin up to
-EOF, hardens itself and runs it.
+waits for it, then reaps and sweeps whatever it left. The worker hardens itself and runs the
+code: once (mode ``"once"``: the code is stdin, up to EOF) or cell after cell (mode
+``"session"``: ``b"<length>\\n<code>"`` frames on stdin, one persistent ``__main__`` namespace,
+``end <rc>`` on the status pipe after each cell; SIGUSR1 to the launcher becomes SIGINT to the
+worker, which interrupts the running cell and nothing else).
 
 Standard library only, and only builtin modules imported up front (``ctypes`` when on Linux), so
 a run costs little more than interpreter start-up. Status goes to the parent as ``key value``
@@ -16,6 +19,7 @@ lines (value ``unicode_escape``-d) on the pipe ``status_fd``. Importing this mod
 
 from __future__ import annotations
 
+import _signal
 import builtins
 import marshal
 import os
@@ -37,6 +41,10 @@ LIBC: Any = None
 ctypes: Any = None
 NS: set[str] = set()
 """Namespaces entered."""
+WORKER = 0
+"""The worker's pid, as the launcher sees it (0 once reaped)."""
+DROPPED = False
+"""The worker runs under the sandbox uid."""
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -406,6 +414,8 @@ def harden(keeps: list[str]) -> None:
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
             dropped = True
+            global DROPPED
+            DROPPED = True
             prot("uid_drop", f"ok uid={uid}")
         except OSError as e:
             prot("uid_drop", fail(e))
@@ -515,27 +525,34 @@ def new_main() -> dict[str, Any]:
     return ns
 
 
-def run_cell(src: str, ns: dict[str, Any], worker: int) -> int:
+def run_cell(src: str, ns: dict[str, Any], worker: int, interruptible: bool = False) -> int:
     """Run ``src`` in ``ns``, printing a final bare expression's repr (as a notebook does).
 
     Returns the exit code (0, or 1 for an exception). Only the worker itself reports the
-    exception on the status pipe (code may fork: its children end through here too).
+    exception on the status pipe (code may fork: its children end through here too). With
+    ``interruptible``, SIGINT raises KeyboardInterrupt inside the code and nowhere else.
     """
     import _ast
 
     cell = C["cell"]
     rc = 0
     try:
-        tree = compile(src, cell, "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
-        last = None
-        if tree.body and type(tree.body[-1]) is _ast.Expr:
-            last = compile(_ast.Expression(tree.body.pop().value), cell, "eval",
-                           dont_inherit=True)
-        exec(compile(tree, cell, "exec", dont_inherit=True), ns)
-        if last is not None:
-            value = eval(last, ns)
-            if value is not None:
-                print(repr(value))
+        try:
+            if interruptible:
+                _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+            tree = compile(src, cell, "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
+            last = None
+            if tree.body and type(tree.body[-1]) is _ast.Expr:
+                last = compile(_ast.Expression(tree.body.pop().value), cell, "eval",
+                               dont_inherit=True)
+            exec(compile(tree, cell, "exec", dont_inherit=True), ns)
+            if last is not None:
+                value = eval(last, ns)
+                if value is not None:
+                    print(repr(value))
+        finally:
+            if interruptible:
+                _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     except SystemExit as e:
         code = e.code
         if code is None:
@@ -566,9 +583,78 @@ def read_all(fd: int) -> bytes:
         chunks.append(b)
 
 
+def read_cell(fd: int, buf: bytearray) -> str | None:
+    """The next ``b"<length>\\n<code>"`` frame from ``fd``; None at end of input."""
+    while True:
+        nl = buf.find(b"\n")
+        if nl >= 0:
+            size = int(buf[:nl])
+            if len(buf) >= nl + 1 + size:
+                src = bytes(buf[nl + 1:nl + 1 + size])
+                del buf[:nl + 1 + size]
+                return src.decode("utf-8", "surrogatepass")
+        b = os.read(fd, 1 << 16)
+        if not b:
+            return None
+        buf += b
+
+
+def sweep_strays() -> None:
+    """Kill and reap what a cell left running, sparing the worker itself.
+
+    Only where ``kill(-1)`` reaches sandbox processes alone: as pid 1 of our pid namespace, or
+    under the sandbox uid. Through libc, so the Python guards' refusal of kill(-1) does not
+    apply to the sandbox's own housekeeping.
+    """
+    if LIBC is None or not ("pidns" in NS or DROPPED):
+        return
+    LIBC.kill(-1, SIGKILL)
+    end = time.monotonic() + 0.05
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > end:
+                return
+            time.sleep(0.001)
+
+
+def serve_cells(fd: int, me: int) -> None:
+    """Session mode: run cell after cell in one namespace; ``end <rc>`` after each."""
+    ns = new_main()
+    buf = bytearray()
+    while True:
+        try:
+            _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+            src = read_cell(fd, buf)
+        except KeyboardInterrupt:  # a late interrupt that raced the end of the last cell
+            continue
+        if src is None:
+            flush()
+            os._exit(0)
+        try:
+            rc = run_cell(src, ns, me, interruptible=True)
+        except KeyboardInterrupt:  # raised after the cell, while its handler was being reset
+            out("exc", "KeyboardInterrupt")
+            out("etype", "KeyboardInterrupt")
+            rc = 1
+        if os.getpid() != me:  # a child the cell forked must not serve the next cell
+            finish(rc)
+        sweep_strays()
+        flush()
+        out("end", rc)
+
+
 def worker() -> None:
     os.setpgid(0, 0)
-    src = read_all(0).decode("utf-8", "surrogatepass")
+    if C["mode"] == "session":
+        src = None
+        fd = os.dup(0)  # the cell pipe; the code's own stdin is /dev/null
+    else:
+        src = read_all(0).decode("utf-8", "surrogatepass")
+        fd = -1
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -582,7 +668,20 @@ def worker() -> None:
         sys.stdout.reconfigure(line_buffering=True)
     except Exception:
         pass
-    finish(run_cell(src, new_main(), me))
+    if src is None:
+        out("ready", "1")
+        serve_cells(fd, me)
+    else:
+        finish(run_cell(src, new_main(), me))
+
+
+def interrupt(_signum: int, _frame: object) -> None:
+    """SIGUSR1 from the parent: SIGINT to the worker (our child, so its pid is not reused)."""
+    if WORKER:
+        try:
+            os.kill(WORKER, _signal.SIGINT)
+        except OSError:
+            pass
 
 
 def setup(config: dict[str, Any]) -> None:
@@ -602,6 +701,7 @@ def setup(config: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    global WORKER
     setup(marshal.loads(bytes.fromhex(argv[1])))
     os.set_inheritable(ST, False)
     if LIBC is not None:
@@ -631,6 +731,8 @@ def main(argv: list[str]) -> None:
             out("fatal", "sandbox setup failed: " + error_line(e))
             os._exit(70)
         os._exit(0)
+    WORKER = g
+    _signal.signal(_signal.SIGUSR1, interrupt)
     try:
         os.setpgid(g, g)
     except OSError:
@@ -646,6 +748,7 @@ def main(argv: list[str]) -> None:
         except ChildProcessError:
             break
         if pid == g:
+            WORKER = 0
             status = st
     if status is not None:
         if os.WIFSIGNALED(status):

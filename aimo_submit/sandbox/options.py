@@ -34,12 +34,21 @@ class SandboxOptions:
     """Interpreter for the worker; None: ``sys.executable`` (sympy/numpy come from its site)."""
     grace_s: float = 3.0
     """After a kill, how long the launcher gets to reap and sweep before it is killed too."""
+    interrupt_grace_s: float = 1.0
+    """PythonSession: after a timeout's SIGINT, how long the call gets to stop before the whole
+    interpreter is killed (code stuck in C, or swallowing KeyboardInterrupt)."""
+    session_cpu_s: float = 1800.0
+    """PythonSession: CPU-time limit of one interpreter over all its calls (RLIMIT_CPU counts a
+    process's whole life; each call is bounded by its wall-clock timeout). Past it the
+    interpreter is killed and the next call starts a fresh one."""
 
     def __post_init__(self) -> None:
         if self.max_procs < 1 or self.max_open_files < 16 or self.file_size_mb < 0:
             raise ValueError("need max_procs >= 1, max_open_files >= 16, file_size_mb >= 0")
         if self.uid_count < 1 or self.uid_base < 1:
             raise ValueError("need uid_base >= 1 and uid_count >= 1")
+        if self.interrupt_grace_s <= 0 or self.session_cpu_s < 1:
+            raise ValueError("need interrupt_grace_s > 0 and session_cpu_s >= 1")
 
 
 DEFAULT_OPTIONS = SandboxOptions()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from aimo_submit.sandbox.options import DEFAULT_OPTIONS, SandboxOptions
 from aimo_submit.sandbox.process import CancelToken, _execute
 from aimo_submit.sandbox.result import ExecResult
+from aimo_submit.sandbox.session import PythonSession
 
 log = logging.getLogger("aimo_submit.sandbox")
 
@@ -25,7 +27,8 @@ class Sandbox:
 
     At most ``workers`` runs are in flight (the rest wait on a semaphore); each blocks a worker
     thread in ``select``, so the event loop stays responsive. Cancelling an awaiting task kills
-    the run's processes before the cancellation propagates.
+    the run's processes before the cancellation propagates. ``session()`` gives a persistent
+    interpreter whose calls share the same slots, limits and uid pool.
     """
 
     def __init__(
@@ -49,13 +52,26 @@ class Sandbox:
         self._tokens: set[CancelToken] = set()
         self._closed = False
         self._logged = False
+        self._sessions: weakref.WeakSet[PythonSession] = weakref.WeakSet()
 
-    async def run(self, code: str, *, timeout_s: float | None = None) -> ExecResult:
+    def _slot(self) -> asyncio.Semaphore:
+        """The semaphore bounding runs in flight (one-shot runs and session calls alike)."""
         if self._closed:
             raise RuntimeError("Sandbox is closed")
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.workers)
-        async with self._sem:
+        return self._sem
+
+    def session(self) -> PythonSession:
+        """A persistent interpreter for one attempt (end it with ``await session.aclose()``)."""
+        if self._closed:
+            raise RuntimeError("Sandbox is closed")
+        session = PythonSession(self)
+        self._sessions.add(session)
+        return session
+
+    async def run(self, code: str, *, timeout_s: float | None = None) -> ExecResult:
+        async with self._slot():
             token = CancelToken()
             self._tokens.add(token)
             loop = asyncio.get_running_loop()
@@ -85,10 +101,12 @@ class Sandbox:
             log.warning("sandbox protections not active here: %s", missing)
 
     def close(self) -> None:
-        """Kill runs in flight and stop the worker threads."""
+        """Kill runs in flight, end every session and stop the worker threads."""
         self._closed = True
         for token in list(self._tokens):
             token.cancel()
+        for session in list(self._sessions):
+            session.close_now()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     async def __aenter__(self) -> Sandbox:

@@ -334,6 +334,8 @@ class LauncherStatus:
     etype: str | None = None
     fatal: str | None = None
     done: bool = False
+    end: int | None = None
+    """Session mode: the exit code of the cell that just ended (the interpreter lives on)."""
 
     def parse(self, data: bytes) -> None:
         for line in data.split(b"\n"):
@@ -365,6 +367,8 @@ class LauncherStatus:
             self.fatal = value
         elif key == b"done":
             self.done = True
+        elif key == b"end":
+            self.end = int(value)
 
 
 _MEMORY_HINTS = ("memoryerror", "bad_alloc", "cannot allocate memory", "out of memory")
