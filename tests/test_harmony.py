@@ -480,3 +480,24 @@ def test_solver_without_the_vocabulary_answers_with_the_fallback(
     result = _solve(TranscriptEngine(_turns(FINAL_5)), fallback_answer=3)
     assert (result.answer, result.answer_source, result.stop_reason) == (3, "fallback", "error")
     assert any("HarmonyUnavailable: no vocabulary here" in f for f in result.faults)
+
+
+def test_submission_predict_answers_through_the_harmony_path(sessions: Any,
+                                                              tmp_path: Path) -> None:
+    from aimo_submit.competition import AIMO3
+    from aimo_submit.runner import ModelSpec, Submission
+
+    engine = TranscriptEngine(TRANSCRIPT["turns"])
+    spec = ModelSpec(name="transcript", engine="transcript", path=tmp_path,
+                     prompt_style="gpt-oss", tir_prompt_style="gpt-oss-tir")
+    policy = PolicyConfig(n_samples=1, tir=True, max_code_calls=8)
+    sub = Submission(engine, spec, AIMO3, policy=policy, total_s=600, n_problems=1,
+                     workdir=tmp_path, sandbox=sessions)
+    try:
+        frame = sub.predict("p1", TRANSCRIPT["problem"])
+    finally:
+        sub.close()
+    assert frame.to_dicts() == [{"id": "p1", "answer": TRANSCRIPT["answer"]}]
+    record = json.loads((tmp_path / "aimo_runlog.jsonl").read_text().splitlines()[-1])
+    assert record["code_calls"] == 3 and record["answer_source"] == "votes"
+    assert engine.problems == [] and len(sessions.closed) == 1
