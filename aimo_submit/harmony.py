@@ -213,6 +213,9 @@ class HarmonyChat:
         )
         """``<|call|>`` and ``<|return|>``: where a turn hands over to a tool or ends."""
         self._start_id = self._special_id("<|start|>")
+        self.call_token = "<|call|>"
+        """Ends a tool call; restored when the engine stopped at it without writing it out."""
+        self._special_id(self.call_token)
         self._specials = sorted(enc.special_tokens_set, key=len, reverse=True)
         self._special_re = re.compile("|".join(re.escape(s) for s in self._specials))
 

@@ -56,8 +56,9 @@ REPLY = re.compile(
 class TranscriptEngine(Engine):
     """Test-only engine: streams the transcript's assistant turns and checks continuations.
 
-    ``turns`` are dicts with ``text`` (one request's output) and ``output`` (a substring the
-    tool reply that follows must contain; None: any). ``tool`` is the tool the reply must come
+    ``turns`` are dicts with ``text`` (one request's output), ``output`` (a substring the
+    tool reply that follows must contain; None: any) and optionally ``closed_by`` (what the
+    solver must add after ``text``). ``tool`` is the tool the reply must come
     from. Problems found are kept in ``problems`` and raised into the solver as a failed
     ``generate``.
     """
@@ -90,9 +91,10 @@ class TranscriptEngine(Engine):
             if not rest:
                 self.replies.append(last_reply)  # the reply that this continuation answers
                 return i
-            if not rest.startswith(turn["text"]):
+            written = turn["text"] + turn.get("closed_by", "")
+            if not rest.startswith(written):
                 raise AssertionError(f"turn {i} is not in the continuation as generated")
-            rest = rest[len(turn["text"]):]
+            rest = rest[len(written):]
             m = REPLY.match(rest)
             if m is None:
                 raise AssertionError(f"no harmony tool message after turn {i}: {rest[:120]!r}")
@@ -330,6 +332,16 @@ def test_unknown_tool_gets_an_error_message_and_the_sample_goes_on(sandbox: Any)
     s = result.samples[0]
     assert (result.answer, s["finish"], s["code_ok"]) == (5, "stop", 0)
     assert s["notes"] == ["call to unknown tool 'browser.search'"]
+
+
+def test_call_ended_at_end_of_sequence_is_closed_before_the_reply(sessions: Any) -> None:
+    """vLLM may stop at ``<|call|>`` as an end-of-sequence token and leave it out of the text."""
+    turns = [dict(t) for t in TRANSCRIPT["turns"]]
+    turns[0]["text"] = turns[0]["text"].removesuffix("<|call|>")
+    turns[0]["closed_by"] = "<|call|>"
+    engine = TranscriptEngine(turns)
+    result = _solve(engine, sandbox=sessions)
+    assert engine.problems == [] and result.answer == TRANSCRIPT["answer"]
 
 
 def test_python_call_without_tool_use_is_refused() -> None:
