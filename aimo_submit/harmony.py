@@ -200,10 +200,10 @@ class HarmonyChat:
     ) -> None:
         if reasoning_effort not in REASONING_EFFORTS:
             raise ValueError(f"reasoning_effort {reasoning_effort!r} not in {REASONING_EFFORTS}")
-        import openai_harmony as oh
+        self.encoding = encoding if encoding is not None else load_encoding()
+        import openai_harmony as oh  # importable: an encoding exists
 
         self._oh = oh
-        self.encoding = encoding if encoding is not None else load_encoding()
         self.reasoning_effort = reasoning_effort
         self.python_tool = python_tool
         self.tool_description = tool_description
