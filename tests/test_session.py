@@ -409,3 +409,63 @@ def test_session_calls_share_the_pool_worker_slots() -> None:
             return elapsed
 
     assert asyncio.run(main()) >= 1.9, "workers=1 must run one call at a time"
+
+
+def test_without_namespaces_the_uid_drop_still_contains_a_session() -> None:
+    """The likely Kaggle situation (root, no namespaces): strays swept by uid, parent safe."""
+    from test_sandbox import _world_usable_python
+
+    python = _world_usable_python()
+    if os.geteuid() != 0 or python is None:
+        pytest.skip("needs root and a world-usable system python")
+    options = SandboxOptions(namespaces=False, python_guards=False, python=python)
+    if not _active("uid_drop", options):
+        pytest.skip("uid drop not possible here")
+    name = secrets.token_hex(6)
+
+    async def body(s: PythonSession) -> None:
+        await s.run("x = 1")
+        r = await s.run(f"open('/tmp/aimo-test-{name}', 'w').write('x')")
+        assert r.ok
+        escape = ("import os, time\nfor _ in range(5):\n    if os.fork() == 0:\n"
+                  "        os.setsid()\n        time.sleep(60)\nprint('forked')")
+        r = await s.run(escape)
+        assert r.ok and r.stdout == "forked\n", r
+        uid = int(r.protections["uid_drop"].rsplit("=", 1)[1])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pids = [p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) == uid]
+            if len(pids) <= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert len(pids) == 1, f"strays of the sandbox uid left between calls: {pids}"
+        r = await s.run(f"import os\nos.kill({os.getpid()}, 9)")
+        assert r.status is Status.ERROR and "PermissionError" in (r.error_line or "")
+        assert (await s.run("x")).stdout == "1\n"
+
+    _with_session(body, options=options)
+    assert not os.path.exists(f"/tmp/aimo-test-{name}"), "the uid's files must be removed"
+
+
+def _uid_of(pid: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def test_a_large_cell_and_a_large_result_pass_through() -> None:
+    async def body(s: PythonSession) -> None:
+        big = "data = [" + ", ".join(str(i) for i in range(60_000)) + "]\nlen(data)"
+        assert len(big) > 300_000
+        r = await s.run(big)
+        assert r.ok and r.stdout == "60000\n", r
+        r = await s.run("print('y' * 100_000)\nsum(data)")
+        assert r.ok and r.truncated and r.stdout.endswith(f"{sum(range(60_000))}\n")
+        assert (await s.run("data[-1]")).stdout == "59999\n"
+
+    _with_session(body)

@@ -309,11 +309,13 @@ class PythonSession:
     async def aclose(self) -> None:
         """End the session: kill the interpreter, remove its files (idempotent)."""
         self._closed = True
+        self._pool._sessions.discard(self)
         await self._end()
 
     def close_now(self) -> None:
         """Blocking ``aclose`` for ``Sandbox.close()`` (any thread)."""
         self._closed = True
+        self._pool._sessions.discard(self)
         if self._token is not None:
             self._token.cancel()
         interp, self._interp = self._interp, None
