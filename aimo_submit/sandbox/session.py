@@ -78,6 +78,8 @@ class Interpreter:
             oom_before = oom_kills()
             launch = self._launch
             if launch is None:
+                # The launcher's parent-death signal follows the thread that starts it: the
+                # pool's worker threads live until Sandbox.close(), which ends sessions first.
                 launch = Launch(opts, self.memory_mb, opts.session_cpu_s, "session")
                 self._launch = launch
                 self._status = StatusFeed(launch.st)
