@@ -2,7 +2,8 @@
 
 Hostile cases also run with the Python-level guards off, so the kernel-level layers (rlimits,
 uid drop, namespaces, process sweeping) are exercised on their own; those cases skip where the
-host grants none of the layers they need (``result.protections`` says what was active).
+host grants none of the layers they need (``result.protections`` says what was active). Each
+case runs as a one-shot run and as a cell of a PythonSession (the ``run`` fixture).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -102,63 +104,97 @@ def _assert_nothing_left(result: ExecResult | None = None) -> None:
     assert not left, f"processes left behind: {sorted(left)}"
 
 
+Runner = Callable[..., ExecResult]
+
+
+def run_in_session(
+    code: str,
+    *,
+    timeout_s: float = 10.0,
+    memory_mb: int = 2048,
+    max_output_chars: int = 2000,
+    options: SandboxOptions | None = None,
+) -> ExecResult:
+    """``run_code``'s contract through a PythonSession: ``code`` is the second call of a fresh
+    session (so it runs as a cell of a live interpreter), and the session is closed after."""
+
+    async def main() -> ExecResult:
+        with Sandbox(workers=1, timeout_s=timeout_s, memory_mb=memory_mb,
+                     max_output_chars=max_output_chars, options=options) as box:
+            session = box.session()
+            try:
+                first = await session.run("state = 1")
+                assert first.ok, first
+                return await session.run(code)
+            finally:
+                await session.aclose()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(params=["one-shot", "session"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Each sandbox test runs against a one-shot run and against a PythonSession cell."""
+    return run_code if request.param == "one-shot" else run_in_session
+
+
 # --- normal runs ---------------------------------------------------------------------------------
-def test_stdout_is_captured() -> None:
-    r = run_code("print('hello')\nprint(6 * 7)")
+def test_stdout_is_captured(run: Runner) -> None:
+    r = run("print('hello')\nprint(6 * 7)")
     assert r.status is Status.OK, r
     assert r.stdout == "hello\n42\n"
     assert r.to_model_text() == "hello\n42"
     assert r.duration_s > 0
 
 
-def test_last_expression_is_printed_like_a_repl() -> None:
-    assert run_code("x = 2\nx * 21").stdout == "42\n"
-    assert run_code("'a' + 'b'").stdout == "'ab'\n"
-    assert run_code("print(3)").stdout == "3\n"  # print returns None: printed once
-    assert run_code("x = None\nx").stdout == ""
-    assert run_code("for i in range(2):\n    i").stdout == ""
+def test_last_expression_is_printed_like_a_repl(run: Runner) -> None:
+    assert run("x = 2\nx * 21").stdout == "42\n"
+    assert run("'a' + 'b'").stdout == "'ab'\n"
+    assert run("print(3)").stdout == "3\n"  # print returns None: printed once
+    assert run("x = None\nx").stdout == ""
+    assert run("for i in range(2):\n    i").stdout == ""
 
 
-def test_syntax_error_reports_the_line() -> None:
-    r = run_code("x = 1\ny = (\n")
+def test_syntax_error_reports_the_line(run: Runner) -> None:
+    r = run("x = 1\ny = (\n")
     assert r.status is Status.ERROR
     assert r.error_line is not None and r.error_line.startswith("SyntaxError")
     assert "line 2" in r.error_line
     assert r.error_line in r.to_model_text()
 
 
-def test_exception_reports_last_traceback_line_and_keeps_output() -> None:
-    r = run_code("print('before')\ndef f():\n    return 1 / 0\nf()")
+def test_exception_reports_last_traceback_line_and_keeps_output(run: Runner) -> None:
+    r = run("print('before')\ndef f():\n    return 1 / 0\nf()")
     assert r.status is Status.ERROR
     assert r.error_line == "ZeroDivisionError: division by zero"
     assert "Traceback" in r.stderr and "<cell>" in r.stderr and "return 1 / 0" in r.stderr
     assert r.to_model_text() == "before\nZeroDivisionError: division by zero"
-    assert run_code("raise KeyError('k')").error_line == "KeyError: 'k'"
-    assert run_code("import sys\nsys.exit(3)").status is Status.ERROR
-    assert run_code("import sys\nsys.exit(0)").status is Status.OK
+    assert run("raise KeyError('k')").error_line == "KeyError: 'k'"
+    assert run("import sys\nsys.exit(3)").status is Status.ERROR
+    assert run("import sys\nsys.exit(0)").status is Status.OK
 
 
-def test_sympy_and_numpy_are_usable() -> None:
-    r = run_code("import sympy as sp\nx = sp.symbols('x')\nsp.factor(x**2 - 1)", timeout_s=60)
+def test_sympy_and_numpy_are_usable(run: Runner) -> None:
+    r = run("import sympy as sp\nx = sp.symbols('x')\nsp.factor(x**2 - 1)", timeout_s=60)
     assert r.status is Status.OK, r.stderr
     assert r.stdout.strip() == "(x - 1)*(x + 1)"
     pytest.importorskip("numpy")
-    r = run_code("import numpy as np\nprint(int(np.arange(10).sum()))", timeout_s=60)
+    r = run("import numpy as np\nprint(int(np.arange(10).sum()))", timeout_s=60)
     assert r.status is Status.OK, r.stderr
     assert r.stdout == "45\n"
 
 
-def test_unicode_output() -> None:
+def test_unicode_output(run: Runner) -> None:
     text = "∑ π ≈ 3.14159 — ✓ 你好 🙂"
-    r = run_code(f"print({text!r})")
+    r = run(f"print({text!r})")
     assert r.status is Status.OK
     assert r.stdout == text + "\n"
 
 
-def test_environment_is_minimal_and_cwd_is_a_throwaway_dir() -> None:
+def test_environment_is_minimal_and_cwd_is_a_throwaway_dir(run: Runner) -> None:
     os.environ["AIMO_SANDBOX_TEST_SECRET"] = "s3cret"
     try:
-        r = run_code(
+        r = run(
             "import os\nprint(os.getcwd() == os.environ['HOME'])\n"
             "print('AIMO_SANDBOX_TEST_SECRET' in os.environ)\nopen('f.txt', 'w').write('ok')\n"
             "print(os.getcwd())"
@@ -172,35 +208,35 @@ def test_environment_is_minimal_and_cwd_is_a_throwaway_dir() -> None:
 
 
 # --- hostile code --------------------------------------------------------------------------------
-def test_infinite_loop_times_out() -> None:
+def test_infinite_loop_times_out(run: Runner) -> None:
     t0 = time.monotonic()
-    r = run_code("while True:\n    pass", timeout_s=1.0)
+    r = run("while True:\n    pass", timeout_s=1.0)
     assert r.status is Status.TIMEOUT
     assert time.monotonic() - t0 < 1.0 + 5.0  # generous: the CPU may be shared
     assert r.to_model_text() == "Timed out after 1 s"
     _assert_nothing_left(r)
 
 
-def test_output_before_a_timeout_is_kept() -> None:
-    r = run_code("print('partial')\nimport time\ntime.sleep(60)", timeout_s=1.0)
+def test_output_before_a_timeout_is_kept(run: Runner) -> None:
+    r = run("print('partial')\nimport time\ntime.sleep(60)", timeout_s=1.0)
     assert r.status is Status.TIMEOUT
     assert r.to_model_text() == "partial\nTimed out after 1 s"
 
 
 @pytest.mark.parametrize("guards", [True, False], ids=["guards", "kernel-only"])
-def test_fork_bomb_is_contained(guards: bool) -> None:
+def test_fork_bomb_is_contained(run: Runner, guards: bool) -> None:
     options = SandboxOptions(python_guards=guards)
     if not guards and not (_active("rlimit_nproc", options) and (
         _active("uid_drop", options) or _active("userns", options)
     )):
         pytest.skip("no enforceable process limit on this host without the Python guards")
     code = "import os\nwhile True:\n    os.fork()"
-    r = run_code(code, timeout_s=5.0, options=options)
+    r = run(code, timeout_s=5.0, options=options)
     assert r.status in (Status.ERROR, Status.TIMEOUT, Status.KILLED), r
     _assert_nothing_left(r)
 
 
-def test_fork_bomb_escaping_the_group_is_swept() -> None:
+def test_fork_bomb_escaping_the_group_is_swept(run: Runner) -> None:
     if not (_active("uid_drop", NO_GUARDS) or _active("pidns", NO_GUARDS)):
         pytest.skip("needs a sandbox uid or a pid namespace to find escaped processes")
     code = (
@@ -208,25 +244,25 @@ def test_fork_bomb_escaping_the_group_is_swept() -> None:
         "            os.setsid()\n            time.sleep(60)\n    except OSError:\n        break\n"
         "time.sleep(60)"
     )
-    r = run_code(code, timeout_s=2.0, options=NO_GUARDS)
+    r = run(code, timeout_s=2.0, options=NO_GUARDS)
     assert r.status is Status.TIMEOUT
     _assert_nothing_left(r)
 
 
-def test_background_process_is_killed_when_the_code_ends() -> None:
+def test_background_process_is_killed_when_the_code_ends(run: Runner) -> None:
     code = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\nprint('done')"
-    r = run_code(code, options=NO_GUARDS)
+    r = run(code, options=NO_GUARDS)
     assert r.status is Status.OK and r.stdout == "done\n"
     _assert_nothing_left(r)
 
 
-def test_huge_allocation_is_a_memory_error() -> None:
-    r = run_code("x = bytearray(50 * 1024**3)", memory_mb=1024)
+def test_huge_allocation_is_a_memory_error(run: Runner) -> None:
+    r = run("x = bytearray(50 * 1024**3)", memory_mb=1024)
     assert r.status is Status.MEMORY
     assert "MemoryError" in r.to_model_text()
 
 
-def test_writes_outside_the_working_dir_do_not_reach_the_host(tmp_path: Path) -> None:
+def test_writes_outside_the_working_dir_do_not_reach_the_host(run: Runner, tmp_path: Path) -> None:
     name = secrets.token_hex(6)
     targets = [f"/tmp/aimo-test-{name}/x", str(REPO / f"aimo-test-{name}.txt"),
                str(tmp_path / "x")]
@@ -239,14 +275,14 @@ for t in {targets!r}:
     except OSError as e:
         print('refused', t, type(e).__name__)
 """
-    r = run_code(code, options=NO_GUARDS)
+    r = run(code, options=NO_GUARDS)
     assert r.status is Status.OK, r
     for t in targets:
         assert not os.path.exists(t), f"{t} was written on the host: {r.stdout}"
     assert not os.path.exists(f"/tmp/aimo-test-{name}")
 
 
-def test_host_files_cannot_be_read(tmp_path: Path) -> None:
+def test_host_files_cannot_be_read(run: Runner, tmp_path: Path) -> None:
     if not (_active("uid_drop", NO_GUARDS) or _active("private_tmp", NO_GUARDS)):
         pytest.skip("neither a uid drop nor a private /tmp is available here")
     secret = tmp_path / "secret.txt"
@@ -261,14 +297,14 @@ def test_host_files_cannot_be_read(tmp_path: Path) -> None:
     except OSError as e:
         print('refused', type(e).__name__)
 """
-    r = run_code(code, options=NO_GUARDS)
+    r = run(code, options=NO_GUARDS)
     assert r.status is Status.OK, r
     assert "TOP-SECRET-VALUE" not in r.stdout
     assert r.stdout.count("refused") == len(paths), r.stdout
 
 
 @pytest.mark.parametrize("guards", [True, False], ids=["guards", "kernel-only"])
-def test_sockets_cannot_connect(guards: bool) -> None:
+def test_sockets_cannot_connect(run: Runner, guards: bool) -> None:
     options = SandboxOptions(python_guards=guards)
     if not guards and not _active("netns", options):
         pytest.skip("no network namespace on this host")
@@ -281,7 +317,7 @@ def test_sockets_cannot_connect(guards: bool) -> None:
             "import socket\n"
             f"s = socket.create_connection(('127.0.0.1', {port}), timeout=3)\nprint('connected')"
         )
-        r = run_code(code, options=options)
+        r = run(code, options=options)
         assert r.status is Status.ERROR, r
         assert "connected" not in r.stdout
         time.sleep(0.1)
@@ -299,14 +335,14 @@ def test_sockets_cannot_connect(guards: bool) -> None:
     ],
     ids=["getppid", "ppid-group", "pytest-pid", "pytest-group"],
 )
-def test_code_cannot_kill_the_parent(code: str) -> None:
+def test_code_cannot_kill_the_parent(run: Runner, code: str) -> None:
     if not (_active("uid_drop", NO_GUARDS) or _active("pidns", NO_GUARDS)):
         pytest.skip("needs a uid drop or a pid namespace to protect the caller")
     sentinel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         code = code.format(pytest_pid=os.getpid(), pytest_pgid=os.getpgrp())
         for options in (None, NO_GUARDS):
-            r = run_code(code, options=options)
+            r = run(code, options=options)
             assert r.status in (Status.OK, Status.ERROR, Status.KILLED), r
         assert sentinel.poll() is None, "a process in the caller's group was killed"
     finally:
@@ -327,28 +363,34 @@ def _world_usable_python() -> str | None:
     return None
 
 
-def test_without_namespaces_the_uid_drop_still_contains() -> None:
-    """The likely Kaggle situation: root, no namespaces, an interpreter every uid can run."""
+def uid_only_options() -> SandboxOptions:
+    """No namespaces, no guards, a uid drop (else skip): the likely Kaggle situation."""
     python = _world_usable_python()
     if os.geteuid() != 0 or python is None:
         pytest.skip("needs root and a world-usable system python")
     options = SandboxOptions(namespaces=False, python_guards=False, python=python)
     if not _active("uid_drop", options):
         pytest.skip("uid drop not possible here")
+    return options
+
+
+def test_without_namespaces_the_uid_drop_still_contains(run: Runner) -> None:
+    """The likely Kaggle situation: root, no namespaces, an interpreter every uid can run."""
+    options = uid_only_options()
     name = secrets.token_hex(6)
-    r = run_code(f"open('/tmp/aimo-test-{name}', 'w').write('x')", options=options)
+    r = run(f"open('/tmp/aimo-test-{name}', 'w').write('x')", options=options)
     assert r.status is Status.OK and not os.path.exists(f"/tmp/aimo-test-{name}")
-    r = run_code("import os\nwhile True:\n    os.fork()", timeout_s=5, options=options)
+    r = run("import os\nwhile True:\n    os.fork()", timeout_s=5, options=options)
     assert r.status in (Status.ERROR, Status.TIMEOUT, Status.KILLED)
     _assert_nothing_left(r)
     escape = (
         "import os, time\nfor _ in range(20):\n    if os.fork() == 0:\n        os.setsid()\n"
         "        time.sleep(60)\ntime.sleep(60)"
     )
-    r = run_code(escape, timeout_s=1.5, options=options)
+    r = run(escape, timeout_s=1.5, options=options)
     assert r.status is Status.TIMEOUT
     _assert_nothing_left(r)
-    r = run_code(f"import os\nos.kill({os.getpid()}, 9)", options=options)
+    r = run(f"import os\nos.kill({os.getpid()}, 9)", options=options)
     assert r.status is Status.ERROR and "PermissionError" in (r.error_line or "")
 
 
@@ -356,15 +398,15 @@ def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def test_huge_output_is_bounded() -> None:
+def test_huge_output_is_bounded(run: Runner) -> None:
     before = _max_rss_mb()
     code = "import sys\nchunk = 'x' * 10**6\nfor _ in range(1000):\n    sys.stdout.write(chunk)"
-    r = run_code(code, max_output_chars=2000, timeout_s=30)
+    r = run(code, max_output_chars=2000, timeout_s=30)
     assert r.status is Status.KILLED and "output limit" in (r.error_line or "")
     assert r.truncated
     assert len(r.stdout) < 2200 and "omitted" in r.stdout
     assert len(r.to_model_text()) < 2400
-    r = run_code("print('y' * 10**9)", max_output_chars=100, memory_mb=3072, timeout_s=30)
+    r = run("print('y' * 10**9)", max_output_chars=100, memory_mb=3072, timeout_s=30)
     assert r.status in (Status.KILLED, Status.MEMORY), r.status
     assert len(r.stdout) < 300
     assert _max_rss_mb() - before < 200

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -52,7 +51,8 @@ class Sandbox:
         self._tokens: set[CancelToken] = set()
         self._closed = False
         self._logged = False
-        self._sessions: weakref.WeakSet[PythonSession] = weakref.WeakSet()
+        self._sessions: set[PythonSession] = set()
+        """Open sessions (held strongly: one its attempt forgot still ends with the pool)."""
 
     def _slot(self) -> asyncio.Semaphore:
         """The semaphore bounding runs in flight (one-shot runs and session calls alike)."""

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -576,6 +577,63 @@ def _result(
     )
 
 
+class StatusFeed:
+    """Feeds the status pipe's bytes to a ``LauncherStatus`` line by line (bounded buffer)."""
+
+    def __init__(self, st: LauncherStatus) -> None:
+        self.st = st
+        self.buf = bytearray()
+
+    def __call__(self, data: bytes) -> None:
+        if len(self.buf) < 256 * 1024:
+            self.buf.extend(data)
+            head, sep, _ = self.buf.rpartition(b"\n")
+            if sep:
+                self.st.parse(bytes(head))
+                del self.buf[: len(head) + 1]
+
+    def flush(self) -> None:
+        """Parse a last unterminated line."""
+        if self.buf:
+            self.st.parse(bytes(self.buf))
+            self.buf.clear()
+
+
+def select_once(
+    sel: selectors.BaseSelector,
+    stdin_fd: int,
+    payload: memoryview,
+    readers: dict[int, Callable[[bytes], None]],
+    wait: float,
+) -> tuple[memoryview, list[int]]:
+    """One ``select``: write what stdin takes of ``payload``, hand what each reader fd has to
+    its callback. Returns the payload left and the fds that reached EOF (unregistered)."""
+    eof: list[int] = []
+    for key, _ in sel.select(wait):
+        fd = key.fd
+        if fd == stdin_fd:
+            try:
+                n = os.write(fd, payload[:65536])
+                payload = payload[n:]
+            except BlockingIOError:
+                continue
+            except OSError:
+                payload = payload[:0]
+            continue
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        except OSError:
+            data = b""
+        if data:
+            readers[fd](data)
+        else:
+            sel.unregister(fd)
+            eof.append(fd)
+    return payload, eof
+
+
 def _pump(
     launch: Launch,
     code: str,
@@ -593,21 +651,12 @@ def _pump(
     sel = selectors.DefaultSelector()
     stdin_fd = proc.stdin.fileno()
     os.set_blocking(stdin_fd, False)
-    readers = {proc.stdout.fileno(): out.feed, proc.stderr.fileno(): err.feed}
-    status_buf = bytearray()
-
-    def feed_status(data: bytes) -> None:
-        if len(status_buf) < 256 * 1024:
-            status_buf.extend(data)
-            head, sep, rest = status_buf.rpartition(b"\n")
-            if sep:
-                st.parse(bytes(head))
-                del status_buf[: len(head) + 1]
-
-    readers[status_r] = feed_status
+    status = StatusFeed(st)
+    readers = {proc.stdout.fileno(): out.feed, proc.stderr.fileno(): err.feed, status_r: status}
     for fd in readers:
         sel.register(fd, selectors.EVENT_READ)
-    if payload:
+    writing = bool(payload)
+    if writing:
         sel.register(stdin_fd, selectors.EVENT_WRITE)
     else:
         proc.stdin.close()
@@ -631,38 +680,18 @@ def _pump(
                 _kill_group(proc.pid)
                 break
             wait = (hard_end if hard_end is not None else deadline) - now
-            for key, _ in sel.select(min(max(wait, 0.0), 0.25)):
-                fd = key.fd
-                if fd == stdin_fd:
-                    try:
-                        n = os.write(fd, payload[:65536])
-                        payload = payload[n:]
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        payload = payload[:0]
-                    if not payload:
-                        sel.unregister(fd)
-                        proc.stdin.close()
-                    continue
-                try:
-                    data = os.read(fd, 65536)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                if data:
-                    readers[fd](data)
-                else:
-                    sel.unregister(fd)
-                    open_readers.discard(fd)
+            payload, eof = select_once(sel, stdin_fd, payload, readers, min(max(wait, 0.0), 0.25))
+            open_readers.difference_update(eof)
+            if writing and not payload:
+                writing = False
+                sel.unregister(stdin_fd)
+                proc.stdin.close()
             if st.done and status_r not in open_readers and open_readers:
                 # The launcher swept everything; only a leaked pipe holder could keep these open.
                 hard_end = min(hard_end or now + 0.5, now + 0.5)
     finally:
         sel.close()
-        if status_buf:
-            st.parse(bytes(status_buf))
+        status.flush()
         launch.close_pipes()
     return reason
 

@@ -28,6 +28,7 @@ import selectors
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aimo_submit.sandbox.options import SandboxOptions
@@ -35,9 +36,11 @@ from aimo_submit.sandbox.process import (
     CancelToken,
     Capture,
     Launch,
+    StatusFeed,
     _result,
     kill_workers,
     oom_kills,
+    select_once,
 )
 from aimo_submit.sandbox.result import ExecResult
 
@@ -59,7 +62,7 @@ class Interpreter:
         self.memory_mb = memory_mb
         self._lock = threading.Lock()
         self._launch: Launch | None = None
-        self._status_buf = bytearray()
+        self._status: StatusFeed | None = None
         self.closed = False
 
     def call(
@@ -75,8 +78,11 @@ class Interpreter:
             oom_before = oom_kills()
             launch = self._launch
             if launch is None:
+                # The launcher's parent-death signal follows the thread that starts it: the
+                # pool's worker threads live until Sandbox.close(), which ends sessions first.
                 launch = Launch(opts, self.memory_mb, opts.session_cpu_s, "session")
                 self._launch = launch
+                self._status = StatusFeed(launch.st)
                 try:
                     launch.start()
                     assert launch.proc is not None
@@ -120,21 +126,12 @@ class Interpreter:
         the call was stopped (``"timeout"``, ``"output"``, ``"cancelled"``), else None."""
         proc, st, opts = launch.proc, launch.st, launch.opts
         assert proc is not None and proc.stdin and proc.stdout and proc.stderr
+        assert self._status is not None
         data = code.encode("utf-8", "surrogatepass")
         payload = memoryview(str(len(data)).encode() + b"\n" + data)
-        stdin_fd, stdout_fd, stderr_fd = (proc.stdin.fileno(), proc.stdout.fileno(),
-                                          proc.stderr.fileno())
-        buf = self._status_buf
-
-        def feed_status(chunk: bytes) -> None:
-            if len(buf) < 256 * 1024:
-                buf.extend(chunk)
-                head, sep, _ = buf.rpartition(b"\n")
-                if sep:
-                    st.parse(bytes(head))
-                    del buf[: len(head) + 1]
-
-        readers = {stdout_fd: out.feed, stderr_fd: err.feed, launch.status_r: feed_status}
+        stdin_fd, stdout_fd = proc.stdin.fileno(), proc.stdout.fileno()
+        readers: dict[int, Callable[[bytes], None]] = {
+            stdout_fd: out.feed, proc.stderr.fileno(): err.feed, launch.status_r: self._status}
         sel = selectors.DefaultSelector()
         for fd in readers:
             sel.register(fd, selectors.EVENT_READ)
@@ -151,7 +148,7 @@ class Interpreter:
                 if out.total + err.total > opts.max_output_bytes:
                     return "output"
                 if st.end is not None:
-                    _drain(readers, (stdout_fd, stderr_fd))
+                    _drain(readers, (stdout_fd, proc.stderr.fileno()))
                     return reason
                 dead = (st.exit is not None or st.signal is not None or st.fatal is not None
                         or st.done or stdout_fd not in readers)
@@ -171,38 +168,20 @@ class Interpreter:
                 if interrupt_end is not None and now >= interrupt_end:
                     return reason
                 limit = dying_end or interrupt_end or deadline
-                for key, _ in sel.select(min(max(limit - now, 0.0), 0.25)):
-                    fd = key.fd
-                    if fd == stdin_fd:
-                        try:
-                            n = os.write(fd, payload[:65536])
-                            payload = payload[n:]
-                        except BlockingIOError:
-                            continue
-                        except OSError:
-                            payload = payload[:0]
-                        if not payload and writing:
-                            sel.unregister(fd)
-                            writing = False
-                        continue
-                    try:
-                        chunk = os.read(fd, 65536)
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        chunk = b""
-                    if chunk:
-                        readers[fd](chunk)
-                    else:
-                        sel.unregister(fd)
-                        del readers[fd]
+                payload, eof = select_once(sel, stdin_fd, payload, readers,
+                                           min(max(limit - now, 0.0), 0.25))
+                for fd in eof:
+                    del readers[fd]
+                if writing and not payload:
+                    writing = False
+                    sel.unregister(stdin_fd)
         finally:
             sel.close()
 
     def _end(self) -> None:
         """Kill the worker and clean up after it (the launcher sweeps, then is reaped)."""
         launch, self._launch = self._launch, None
-        self._status_buf.clear()
+        self._status = None
         if launch is None:
             return
         if launch.proc is not None and launch.proc.poll() is None:
@@ -216,7 +195,7 @@ class Interpreter:
             self._end()
 
 
-def _drain(readers: dict, fds: tuple[int, ...]) -> None:
+def _drain(readers: dict[int, Callable[[bytes], None]], fds: tuple[int, ...]) -> None:
     """Read what is already in the pipes (the worker flushed before it reported the end)."""
     for fd in fds:
         while fd in readers:
@@ -309,11 +288,13 @@ class PythonSession:
     async def aclose(self) -> None:
         """End the session: kill the interpreter, remove its files (idempotent)."""
         self._closed = True
+        self._pool._sessions.discard(self)
         await self._end()
 
     def close_now(self) -> None:
         """Blocking ``aclose`` for ``Sandbox.close()`` (any thread)."""
         self._closed = True
+        self._pool._sessions.discard(self)
         if self._token is not None:
             self._token.cancel()
         interp, self._interp = self._interp, None
