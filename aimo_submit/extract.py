@@ -56,9 +56,11 @@ import math
 import re
 import unicodedata
 from fractions import Fraction
+from typing import NamedTuple
 
 __all__ = [
     "extract_answer",
+    "find_answer",
     "find_answer_phrase",
     "find_last_boxed",
     "normalize",
@@ -76,8 +78,6 @@ MAX_BOX_TRIES = 1000
 """Box keywords examined from the end before giving up (each unclosed box costs a scan)."""
 MAX_PHRASE_TRIES = 100
 """Answer phrases examined from the end before giving up (bounds adversarial texts)."""
-
-_PHRASE_WORDS = ("answer", "Answer", "ANSWER")
 
 
 class _Reject(Exception):
@@ -112,17 +112,16 @@ def _closing(region: str) -> int:
         pos = close + 1
 
 
-def find_last_boxed(text: str) -> str | None:
-    r"""Content of the last complete ``\boxed{}`` / ``\fbox{}``, or None if there is none.
+class _Found(NamedTuple):
+    """A candidate and where it lies: ``text[start:end]`` holds it with its keyword."""
 
-    Keywords are visited from the end; each one's group is matched forwards over at most
-    ``MAX_CONTENT_CHARS`` (a longer box could never vote, so it counts as unclosed). When a
-    box does not close, an earlier box can only close before it starts (groups nest), so the
-    search goes on in the text before it, and boxes opening after the last '}' are skipped in
-    one jump. Every ``rfind`` and every match window covers fresh text: linear in the text,
-    and usually only the last few hundred characters are read. Gives up (None) after
-    ``MAX_BOX_TRIES`` keywords that are not complete boxes.
-    """
+    start: int
+    end: int
+    content: str
+
+
+def _last_braced_box(text: str) -> _Found | None:
+    """The last complete ``\\boxed{...}`` / ``\\fbox{...}`` (see ``find_last_boxed``)."""
     limit = len(text)  # a box must close before this
     keyword_hi = len(text)  # the next keyword lies inside text[:keyword_hi]
     last_close = text.rfind("}")
@@ -147,55 +146,205 @@ def find_last_boxed(text: str) -> str | None:
         region = text[opener + 1 : min(limit, opener + 2 + MAX_CONTENT_CHARS)]
         close = _closing(_neutral(region))
         if close >= 0:
-            return text[opener + 1 : opener + 1 + close]
+            return _Found(start, opener + 2 + close, text[opener + 1 : opener + 1 + close])
         limit = start
     return None
 
 
-_PHRASE_TAIL = re.compile(r"[*_]{0,2}\s*(?:is\b|was\b|=|:)[\s*_:}]*")
-_PLAIN_NUMBER = re.compile(
-    r"[-+\u2212]?\d+(?:(?:,|\{,\})\d{3})*(?:\.\d+)?"  # 42, -7, 1,000, 12.0
-    r"(?:\s*,\s*[-+\u2212]?\d+(?:\.\d+)?)*"  # ", 2, 3": a list, kept whole so it is judged None
+_BRACELESS_BOX = re.compile(
+    r"\\boxed +([-+\u2212]?[0-9]+(?:[.,][0-9]+)*)(?=\s*(?:$|[$.,;:!?)\]}]|\\[)\]]))"
 )
+
+
+def _last_braceless_box(text: str, lo: int) -> _Found | None:
+    """The last ``\\boxed 42`` at or after ``lo``: a plain number that ends the math or line."""
+    at = len(text)
+    for _ in range(MAX_BOX_TRIES):
+        at = text.rfind("\\boxed ", lo, at)
+        if at < 0:
+            return None
+        m = _BRACELESS_BOX.match(text, at)
+        if m is not None:
+            return _Found(at, m.end(), m.group(1))
+    return None
+
+
+def _last_box(text: str) -> _Found | None:
+    braced = _last_braced_box(text)
+    braceless = _last_braceless_box(text, 0 if braced is None else braced.start + 1)
+    return braceless or braced
+
+
+def find_last_boxed(text: str) -> str | None:
+    r"""Content of the last complete ``\boxed{}`` / ``\fbox{}`` / ``\boxed 42``, or None.
+
+    Keywords are visited from the end; each one's group is matched forwards over at most
+    ``MAX_CONTENT_CHARS`` (a longer box could never vote, so it counts as unclosed). When a
+    box does not close, an earlier box can only close before it starts (groups nest), so the
+    search goes on in the text before it, and boxes opening after the last '}' are skipped in
+    one jump. Every ``rfind`` and every match window covers fresh text: linear in the text,
+    and usually only the last few hundred characters are read. Gives up (None) after
+    ``MAX_BOX_TRIES`` keywords that are not complete boxes. A braceless ``\boxed 42`` that
+    starts after the last braced box wins over it.
+    """
+    found = _last_box(text)
+    return None if found is None else found.content
+
+
+_PHRASE_WORDS = ("answer", "Answer", "ANSWER", "\u7b54\u6848")  # the last is Chinese "答案"
+_PHRASE_TAIL = re.compile(r"[*_]{0,2}\s*(?:is\b|was\b|=|:|\uff1a|\u662f|\u4e3a)[\s*_:}]*")
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _DIGIT = re.compile(r"\d")
+_OPS = r"(?:[-+/^!(){}=\u2212\u00d7\u00f7]|(?<!\*)\*(?!\*))"  # "**" is markdown bold
+_MATH_CMD = r"\\(?:[dtc]?frac|[dt]?binom|sqrt|times|cdot|div|left|right)(?![a-zA-Z])"
+_PLAIN_EXPR = re.compile(
+    rf"[-+\u2212(\s]*(?:\d|{_MATH_CMD})"  # a number, or math, possibly signed or bracketed
+    rf"(?:\d|\{{,\}}|{_OPS}|{_MATH_CMD}|\\[,!;: ]"
+    r"|[.,](?=\d)|,(?=\s*[-+\u2212]?\d)"  # decimal point, separator or list comma
+    rf"|\s+(?=\d|{_OPS}|{_MATH_CMD}))*"  # a space only inside the expression
+)
+_MORE_VALUES = re.compile(r"\s*,?\s*(?:or|and)\s+[-+\u2212]?\d")
+_FINAL_BEFORE = re.compile(r"final[\s*_]*$", re.I)
+_LINE_START = re.compile(r"(?:^|\n)[ \t#*_>]*$")
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|\n|$")
+_LAST_IS = re.compile(r".*\b(?:is|was)\b[\s*_:]*", re.S)
+_SENTENCE_TAIL = re.compile(r"[\s*_.]*")
 
 
-def _phrase_candidate(text: str, start: int) -> str | None:
-    """What follows "answer" at ``start`` when it reads "is / : / = <number or math>"."""
-    m = _PHRASE_TAIL.match(text, start, start + 40)
-    if m is None:
-        return None
-    i = m.end()
-    window_end = min(len(text), i + 2 + MAX_CONTENT_CHARS)
+def _math_or_expression(text: str, i: int, end: int) -> tuple[str, int] | None:
+    """The number, expression or ``$math$`` at ``i`` (within ``end``) and where it stops."""
     for open_, close in _MATH_DELIMITERS:
         if text.startswith(open_, i):
-            j = text.find(close, i + len(open_), window_end)
+            j = text.find(close, i + len(open_), end)
             if j < 0:
                 return None
             content = text[i + len(open_) : j]
-            return content if _DIGIT.search(content) else None
-    m = _PLAIN_NUMBER.match(text, i, window_end)
-    return m.group(0) if m else None
+            return (content, j + len(close)) if _DIGIT.search(content) else None
+    m = _PLAIN_EXPR.match(text, i, end)
+    if m is None:
+        return None
+    more = _MORE_VALUES.match(text, m.end(), end)  # "5 or 7": kept whole, judged None
+    stop = m.end() if more is None else more.end()
+    return text[i:stop].strip(), stop
+
+
+def _final_sentence(text: str, i: int) -> str | None:
+    """After "Final Answer:", a sentence that ends "... is N." (``The largest $n$ is 34.``)."""
+    window = min(len(text), i + 200)
+    stop = _SENTENCE_END.search(text, i, window)
+    sentence_end = window if stop is None else stop.start()
+    m = _LAST_IS.match(text, i, sentence_end)
+    if m is None:
+        return None
+    found = _math_or_expression(text, m.end(), sentence_end)
+    if found is None or _SENTENCE_TAIL.match(text, found[1], sentence_end).end() < sentence_end:
+        return None  # words follow the number: "... is 34 more than ..."
+    return found[0]
+
+
+def _phrase_candidate(text: str, at: int, word: str) -> str | None:
+    """What follows the answer word at ``at`` when it reads like an answer statement."""
+    start = at + len(word)
+    window_end = min(len(text), start + 2 + MAX_CONTENT_CHARS)
+    m = _PHRASE_TAIL.match(text, start, start + 40)
+    if m is not None:
+        found = _math_or_expression(text, m.end(), window_end)
+        if found is not None:
+            return found[0]
+        if ":" in m.group(0) and _is_final(text, at):
+            return _final_sentence(text, m.end())
+        return None
+    if _LINE_START.search(text, max(0, at - 8), at) is not None:  # "Answer $ 9 $" heading
+        i = _SPACES.match(text, start).end()
+        if text.startswith(("$", "\\(", "\\["), i):
+            found = _math_or_expression(text, i, window_end)
+            return None if found is None else found[0]
+    return None
+
+
+def _is_final(text: str, at: int) -> bool:
+    return _FINAL_BEFORE.search(text, max(0, at - 12), at) is not None
+
+
+def _last_phrase(text: str, lo: int = 0, final_only: bool = False) -> _Found | None:
+    """The last answer phrase starting at or after ``lo`` that holds a candidate."""
+    pos = {w: text.rfind(w, lo) for w in _PHRASE_WORDS}
+    for _ in range(MAX_PHRASE_TRIES):
+        word = max(pos, key=pos.__getitem__)
+        at = pos[word]
+        if at < 0:
+            return None
+        if not final_only or _is_final(text, at):
+            candidate = _phrase_candidate(text, at, word)
+            if candidate is not None:
+                return _Found(at, at + len(word), candidate)
+        pos[word] = text.rfind(word, lo, at)
+    return None
 
 
 def find_answer_phrase(text: str) -> str | None:
     """Candidate after the last "answer is N" / "Answer: N" / "answer = $N$", or None.
 
     Occurrences of the word are visited from the end with cached ``rfind``s (each scans fresh
-    text, so this is linear); the first one followed by a number or by math with a digit wins.
+    text, so this is linear); the first one followed by a number, an expression or math with
+    a digit wins.
     """
-    pos = {w: text.rfind(w) for w in _PHRASE_WORDS}
-    for _ in range(MAX_PHRASE_TRIES):
-        word = max(pos, key=pos.__getitem__)
-        at = pos[word]
-        if at < 0:
-            return None
-        candidate = _phrase_candidate(text, at + len(word))
-        if candidate is not None:
-            return candidate
-        pos[word] = text.rfind(word, 0, at)
-    return None
+    found = _last_phrase(text)
+    return None if found is None else found.content
+
+
+_FINAL_CHANNEL = "<|channel|>final"
+_MESSAGE = "<|message|>"
+_BARE_DRESSING = " \t\r\n*_#>"
+_BARE_START = re.compile(r"[-+\u2212]?(?:[0-9]|\\[dtc]?frac)")
+
+
+def _final_message(text: str) -> str | None:
+    """The text of the last harmony ``final`` channel message, or None when there is none."""
+    at = text.rfind(_FINAL_CHANNEL)
+    if at < 0:
+        return None
+    body = text.find(_MESSAGE, at, at + 64)
+    if body < 0:
+        return None
+    body += len(_MESSAGE)
+    end = text.find("<|", body)
+    return text[body:] if end < 0 else text[body:end]
+
+
+def _bare_answer(text: str, whole_message: bool) -> str | None:
+    """A number standing alone: the last line of a final message, or the whole of any text."""
+    stripped = text.strip()
+    if len(stripped) > MAX_CONTENT_CHARS and not whole_message:
+        return None
+    line = stripped[stripped.rfind("\n") + 1 :] if whole_message else stripped
+    if "\n" in line:
+        return None
+    line = line.strip(_BARE_DRESSING).rstrip(".").strip(_BARE_DRESSING)
+    for open_, close in _MATH_DELIMITERS:
+        if line.startswith(open_) and line.endswith(close) and len(line) > 2 * len(open_):
+            line = line[len(open_) : -len(close)].strip()
+            break
+    return line if _BARE_START.match(line) else None
+
+
+def find_answer(text: str) -> str | None:
+    r"""The candidate that casts this output's vote (see the module doc, "Find"), or None.
+
+    Harmony text: only the last ``final`` message counts. There, or in any text: the last
+    box, unless a "final answer" phrase follows it; else the last answer phrase; else a number
+    standing alone (the whole text, or the last line of a final message).
+    """
+    message = _final_message(text)
+    region = text if message is None else message
+    box = _last_box(region)
+    if box is not None:
+        override = _last_phrase(region, box.end, final_only=True)
+        return box.content if override is None else override.content
+    phrase = _last_phrase(region)
+    if phrase is not None:
+        return phrase.content
+    return _bare_answer(region, whole_message=message is not None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,9 +374,35 @@ _SPACE = re.compile(
     r"\\[,;:! ]|~|\\q?quad(?![a-zA-Z])|\\(?:en|thin|med|thick|neg)space(?![a-zA-Z])"
     r"|\\h?space\*?\s*\{[^{}]*\}|\\phantom\s*\{[^{}]*\}"
 )
+_SEPARATOR_BANG = re.compile(r"(?<=[0-9]),\\!\s*(?=[0-9])")  # "10,\!000" (Hendrycks MATH)
+_UNIT_POWER = r"(?:\^\s*(?:[23]|\{\s*[23]\s*\}))?"  # cm^2, m^{3}
 _TRAILING_UNIT = re.compile(
-    r"(?<=[0-9.}])\s*\\(?:text|mbox|mathrm)\s*\{\s*[A-Za-z][A-Za-z\s.]*\}\s*$"
+    r"(?<=[0-9.}])\s*\\(?:text(?:normal|rm|up)?|mbox|mathrm)\s*\{\s*([A-Za-z][A-Za-z\s.]*)\}"
+    r"\s*" + _UNIT_POWER + r"\s*$"
 )
+_TRAILING_WORDS = re.compile(
+    r"(?<=[0-9.}])(?:(?:st|nd|rd|th)|\s+([A-Za-z]+(?:\s+[A-Za-z]+){0,3}))\s*" + _UNIT_POWER + "$"
+)
+_SCALE_WORDS = {"hundred": 2, "thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+_NOT_UNITS = frozenset(
+    [
+        "or", "and", "to", "plus", "minus", "times", "over", "divided", "by", "choose",
+        "mod", "modulo", "squared", "cubed", "power", "root", "roots", "factorial", "sqrt",
+        "log", "ln", "sin", "cos", "tan", "pi", "dozen", "dozens", "score", "half",
+        "halves", "third", "thirds", "quarter", "quarters", "fourth", "fourths", "fifth",
+        "fifths", "sixth", "sixths", "seventh", "sevenths", "eighth", "eighths", "ninth",
+        "ninths", "tenth", "tenths", "hundredth", "hundredths", "thousandth", "thousandths",
+        "not", "no", "none", "than", "less", "more", "either", "each", "per"
+    ]  # fmt: skip
+)
+"""Words after a number that change its value or make it no single number: never a unit."""
+_SHORT_UNITS = frozenset(
+    [
+        "cm", "mm", "km", "kg", "mg", "ft", "yd", "mi", "hr", "hrs", "ml", "mL", "oz", "lb",
+        "lbs", "sq", "in", "cc", "mph", "kph", "sec", "min"
+    ]  # fmt: skip
+)
+"""Units of 2-3 letters; a longer bare word is a unit too, a shorter one may be a variable."""
 _WRAPPER = re.compile(
     r"\\(?:text(?:bf|rm|it|tt|sf|up|normal)?|math(?:bf|rm|it|sf|tt|bb|normal)"
     r"|mbox|bm|boldsymbol|operatorname)\s*\{([^{}]*)\}"
@@ -238,13 +413,45 @@ _MOD = re.compile(r"\\[pb]?mod(?![a-zA-Z])|\bmod\b", re.I)
 _ALTERNATIVES = re.compile(r"[,;]|\bor\b|\band\b|\\(?:vee|wedge|lor|land|pm|mp)(?![a-zA-Z])", re.I)
 _ALIASES = (
     (re.compile(r"\\equiv" + _NO_LETTER), "="),
-    (re.compile(r"\\[dt]frac" + _NO_LETTER), r"\\frac"),
+    (re.compile(r"\\[dtc]frac" + _NO_LETTER), r"\\frac"),
     (re.compile(r"\\[dt]binom" + _NO_LETTER), r"\\binom"),
     (re.compile(r"\\(frac|binom)\s*([0-9])\s*([0-9])"), r"\\\1{\2}{\3}"),  # \frac12
+    (re.compile(r"\\(frac|binom)\s*([0-9])(?=\s*\{)"), r"\\\1{\2}"),  # \frac3{3}
+    (re.compile(r"\\(frac|binom)\s*(\{[^{}]*\})\s*([0-9])"), r"\\\1\2{\3}"),  # \frac{3}4
     (re.compile(r"\\sqrt\s*([0-9])"), r"\\sqrt{\1}"),
     (re.compile(r"\\(?:times|cdot|ast)" + _NO_LETTER), "*"),
     (re.compile(r"\\div" + _NO_LETTER), "/"),
 )
+_CHOICE_LABEL = re.compile(r"^\(?[A-Ea-e][.):]\s+(?=[-+0-9(\\])")  # "c. 3", "(B) 12"
+
+
+def _unit_words(words: str) -> str | None:
+    """What a run of words after a number becomes: "" for a unit, a power of ten for a scale
+    word ("2 million"), or None when the words are not a unit and must stay (no vote)."""
+    lowered = words.lower().split()
+    if len(lowered) == 1 and lowered[0] in _SCALE_WORDS:
+        return f" * 10^{{{_SCALE_WORDS[lowered[0]]}}}"
+    if any(w in _NOT_UNITS or w in _SCALE_WORDS for w in lowered):
+        return None
+    return ""
+
+
+def _drop_text_unit(m: re.Match[str]) -> str:
+    replacement = _unit_words(m.group(1))
+    return m.group(0) if replacement is None else replacement
+
+
+def _drop_bare_unit(m: re.Match[str]) -> str:
+    words = m.group(1)
+    if words is None:  # an ordinal suffix: "6th"
+        return ""
+    first = words.split()[0]
+    if len(first) < 4 and first not in _SHORT_UNITS:
+        return m.group(0)  # "12 ab" may be a product of variables
+    replacement = _unit_words(words)
+    return m.group(0) if replacement is None else replacement
+
+
 _DIGIT_GROUPS = re.compile(r"(?<![0-9])[0-9]+(?:(?:,| +)[0-9]+)+")  # starts only at run starts
 _GROUP_SEP = re.compile(r",| +")
 
@@ -278,8 +485,10 @@ def normalize(content: str) -> str:
     if not s.isascii():
         s = _ascii_digits(s.translate(_UNICODE))
     s = _DROP.sub("", s)
+    s = s.replace("\\\\", " ")  # a LaTeX line break: "185\\"
+    s = _SEPARATOR_BANG.sub(",", s)
     s = _SPACE.sub(" ", s)
-    s = _TRAILING_UNIT.sub("", s)
+    s = _TRAILING_UNIT.sub(_drop_text_unit, s)
     for _ in range(_MAX_WRAPPER_DEPTH):  # innermost first; deeper nesting is left (no vote)
         unwrapped = _WRAPPER.sub(r"\1", s)
         if unwrapped == s:
@@ -297,6 +506,8 @@ def normalize(content: str) -> str:
         if not _ALTERNATIVES.search(left) and not left.rstrip().endswith(("<", ">", "!")):
             s = right
     s = s.strip().rstrip(".,;").strip()
+    s = _CHOICE_LABEL.sub("", s)
+    s = _TRAILING_WORDS.sub(_drop_bare_unit, s)
     s = _DIGIT_GROUPS.sub(_join_thousands, s)
     return s
 
@@ -306,7 +517,7 @@ def normalize(content: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)"
+    r"\s*(?:(?P<num>(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
     r"|(?P<cmd>\\(?:frac|binom|sqrt)" + _NO_LETTER + r")"
     r"|(?P<op>[-+*/^!(){}]))"
 )
@@ -321,9 +532,17 @@ def _tokenize(s: str) -> list[_Token]:
         if m is None:
             raise _Reject(f"unexpected {s[pos : pos + 10]!r}")
         num = m.group("num")
-        tokens.append(Fraction(num) if num is not None else m.group("cmd") or m.group("op"))
+        tokens.append(_number(num) if num is not None else m.group("cmd") or m.group("op"))
         pos = m.end()
     return tokens
+
+
+def _number(literal: str) -> Fraction:
+    """``12``, ``0.5``, ``1e3``: the exponent is bounded before the value is built."""
+    mantissa, _, exponent = literal.lower().partition("e")
+    if exponent and abs(int(exponent)) > MAX_BITS // 3:
+        raise _Reject("exponent too large")
+    return _bounded(Fraction(literal))
 
 
 def _bounded(v: Fraction) -> Fraction:
@@ -524,9 +743,7 @@ def extract_answer(text: str, modulus: int = 1000) -> int | None:
     if not isinstance(text, str):
         return None
     try:
-        content = find_last_boxed(text)
-        if content is None:
-            content = find_answer_phrase(text)
+        content = find_answer(text)
         return None if content is None else to_integer(content, modulus)
     except Exception:  # backstop only: every expected failure above already returns None
         return None
