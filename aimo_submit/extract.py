@@ -74,8 +74,9 @@ MAX_EXPR_CHARS = 100
 MAX_BITS = 10_000
 """Largest numerator/denominator (in bits) any step of an evaluation may produce."""
 MAX_FACTORIAL = 1000
-MAX_BOX_TRIES = 1000
-"""Box keywords examined from the end before giving up (each unclosed box costs a scan)."""
+MAX_BOX_TRIES = 400
+"""Box keywords examined from the end before giving up: a real output has at most one unclosed
+box (where it was cut off); each costs about a microsecond, so junk stays under 1 ms."""
 MAX_PHRASE_TRIES = 100
 """Answer phrases examined from the end before giving up (bounds adversarial texts)."""
 
@@ -120,12 +121,13 @@ class _Found(NamedTuple):
     content: str
 
 
-def _last_braced_box(text: str) -> _Found | None:
-    """The last complete ``\\boxed{...}`` / ``\\fbox{...}`` (see ``find_last_boxed``)."""
+def _last_braced_box(text: str, boxed: int) -> _Found | None:
+    """The last complete ``\\boxed{...}`` / ``\\fbox{...}`` (see ``find_last_boxed``);
+    ``boxed`` is ``text.rfind("\\boxed")``, shared with the braceless search."""
     limit = len(text)  # a box must close before this
     keyword_hi = len(text)  # the next keyword lies inside text[:keyword_hi]
     last_close = text.rfind("}")
-    boxed, fbox = text.rfind("\\boxed"), text.rfind("\\fbox")  # cached, rescanned when stale
+    fbox = text.rfind("\\fbox")  # both cached, rescanned when stale
     for _ in range(MAX_BOX_TRIES):
         if last_close >= limit:
             last_close = text.rfind("}", 0, limit)
@@ -140,7 +142,9 @@ def _last_braced_box(text: str) -> _Found | None:
         if start < 0:
             return None
         keyword_hi = start
-        opener = _SPACES.match(text, start + (6 if start == boxed else 5)).end()
+        opener = start + (6 if start == boxed else 5)
+        if text[opener : opener + 1] != "{":  # the common case skips the regex
+            opener = _SPACES.match(text, opener).end()
         if opener >= last_close or text[opener] != "{":
             continue  # no '}' after it, or no box at all ("\\boxed 5", "\\boxedfoo{")
         region = text[opener + 1 : min(limit, opener + 2 + MAX_CONTENT_CHARS)]
@@ -156,9 +160,9 @@ _BRACELESS_BOX = re.compile(
 )
 
 
-def _last_braceless_box(text: str, lo: int) -> _Found | None:
-    """The last ``\\boxed 42`` at or after ``lo``: a plain number that ends the math or line."""
-    at = len(text)
+def _last_braceless_box(text: str, lo: int, hi: int) -> _Found | None:
+    """The last ``\\boxed 42`` in ``text[lo:hi]``: a plain number that ends the math or line."""
+    at = hi
     for _ in range(MAX_BOX_TRIES):
         at = text.rfind("\\boxed ", lo, at)
         if at < 0:
@@ -170,9 +174,12 @@ def _last_braceless_box(text: str, lo: int) -> _Found | None:
 
 
 def _last_box(text: str) -> _Found | None:
-    braced = _last_braced_box(text)
-    braceless = _last_braceless_box(text, 0 if braced is None else braced.start + 1)
-    return braceless or braced
+    boxed = text.rfind("\\boxed")
+    braced = _last_braced_box(text, boxed)
+    if boxed < 0:
+        return braced
+    lo = 0 if braced is None else braced.start + 1
+    return _last_braceless_box(text, lo, boxed + 7) or braced
 
 
 def find_last_boxed(text: str) -> str | None:
@@ -191,7 +198,8 @@ def find_last_boxed(text: str) -> str | None:
     return None if found is None else found.content
 
 
-_PHRASE_WORDS = ("answer", "Answer", "ANSWER", "\u7b54\u6848")  # the last is Chinese "答案"
+_PHRASE_KEYS = ("nswer", "NSWER")  # one scan finds "answer" and "Answer"; then "ANSWER"
+_CJK_ANSWER = "\u7b54\u6848"  # Chinese "答案", looked for only in non-ASCII text
 _PHRASE_TAIL = re.compile(r"[*_]{0,2}\s*(?:is\b|was\b|=|:|\uff1a|\u662f|\u4e3a)[\s*_:}]*")
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _DIGIT = re.compile(r"\d")
@@ -242,9 +250,8 @@ def _final_sentence(text: str, i: int) -> str | None:
     return found[0]
 
 
-def _phrase_candidate(text: str, at: int, word: str) -> str | None:
-    """What follows the answer word at ``at`` when it reads like an answer statement."""
-    start = at + len(word)
+def _phrase_candidate(text: str, at: int, start: int) -> str | None:
+    """What follows the answer word ``text[at:start]`` when it reads like an answer statement."""
     window_end = min(len(text), start + 2 + MAX_CONTENT_CHARS)
     m = _PHRASE_TAIL.match(text, start, start + 40)
     if m is not None:
@@ -267,18 +274,29 @@ def _is_final(text: str, at: int) -> bool:
 
 
 def _last_phrase(text: str, lo: int = 0, final_only: bool = False) -> _Found | None:
-    """The last answer phrase starting at or after ``lo`` that holds a candidate."""
-    pos = {w: text.rfind(w, lo) for w in _PHRASE_WORDS}
+    """The last answer phrase starting at or after ``lo`` that holds a candidate.
+
+    Every key costs one scan of the text, so there are few: "nswer" and "NSWER" (the word
+    is checked around them), and "答案" only when the text is not ASCII.
+    """
+    keys = _PHRASE_KEYS if text.isascii() else (*_PHRASE_KEYS, _CJK_ANSWER)
+    # "nswer" is found one char into its word, so the word itself starts at or after lo
+    floor = {k: lo if k == _CJK_ANSWER else lo + 1 for k in keys}
+    pos = {k: text.rfind(k, floor[k]) for k in keys}
     for _ in range(MAX_PHRASE_TRIES):
-        word = max(pos, key=pos.__getitem__)
-        at = pos[word]
-        if at < 0:
+        key = max(pos, key=pos.__getitem__)
+        hit = pos[key]
+        if hit < 0:
             return None
+        pos[key] = text.rfind(key, floor[key], hit)
+        at = hit if key == _CJK_ANSWER else hit - 1
+        if at < hit and text[at] not in "aA":
+            continue  # "nswer" inside another word
+        end = hit + len(key)
         if not final_only or _is_final(text, at):
-            candidate = _phrase_candidate(text, at, word)
+            candidate = _phrase_candidate(text, at, end)
             if candidate is not None:
-                return _Found(at, at + len(word), candidate)
-        pos[word] = text.rfind(word, lo, at)
+                return _Found(at, end, candidate)
     return None
 
 
