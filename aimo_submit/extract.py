@@ -1,39 +1,71 @@
 r"""Turn one model output into one integer vote, or ``None`` when it casts no vote.
 
 Finding, normalising and judging are separate steps (as in Math-Verify), each public and
-tested on its own; ``extract_answer`` chains them and never raises on any string.
+tested on its own; ``extract_answer`` chains them and never raises on any string. A wrong vote
+is worse than a missing one (it can win the majority), so every rule below reads an integer
+only where the text plainly states it. Hand-written rather than Math-Verify/sympy because it
+runs on every sample inside the submission: it must take well under a millisecond on a
+200,000-character output, never hang, and never import a LaTeX grammar; Math-Verify checks it
+in ``tests/test_extract_differential.py``.
 
-**1. Find** the candidate answer text.
+**1. Find** the candidate answer text (``find_answer``).
 
-- ``find_last_boxed``: the content of the last complete ``\boxed{...}`` or ``\fbox{...}``
-  ("last" = the box that *starts* last, so ``\boxed{\boxed{5}}`` gives ``5``). Braces must
-  balance, nesting is allowed, escaped ``\{`` ``\}`` are not braces, whitespace may sit between
-  the keyword and ``{``. An unclosed trailing box is ignored, so the previous complete box
-  counts; so is a box whose content runs past 1000 chars (it could never be an answer). After
-  1000 keywords that are not complete boxes the search gives up. Linear in the text, and a box
-  near the end (the usual case) is found without reading what comes before it.
-- ``find_answer_phrase``, only when the text has no complete box: the last "answer" (also
-  "Answer", "ANSWER") followed by ``is`` / ``was`` / ``:`` / ``=`` (markdown ``**`` allowed)
-  and then either a plain number (``42``, ``-7``, ``1,000``, ``12.0``; a comma list such as
-  ``1, 2`` is taken whole and judged ``None``) or math in ``$...$``, ``$$...$$``, ``\(...\)``,
-  ``\[...\]`` holding at least one digit. Phrases followed by words ("the answer is not 5",
+- **Harmony.** When the text holds a gpt-oss ``<|channel|>final<|message|>``, only the last
+  final message counts (up to the next ``<|``): the analysis channel holds drafts. The steps
+  below then run on that message alone.
+- **Box** (``find_last_boxed``): the content of the last complete ``\boxed{...}`` or
+  ``\fbox{...}`` ("last" = the box that *starts* last, so ``\boxed{\boxed{5}}`` gives ``5``).
+  Braces must balance, nesting is allowed, escaped ``\{`` ``\}`` are not braces, whitespace may
+  sit between the keyword and ``{``. An unclosed trailing box is ignored, so the previous
+  complete box counts; so is a box whose content runs past 1000 chars (it could never be an
+  answer). After 400 keywords that are not complete boxes the search gives up. ``\boxed 42``
+  without braces counts when a plain number follows the space and ends the math or the
+  sentence (``$\boxed 42$.``; TeX would box only the "4", but every model that writes it means
+  42). Linear in the text; a box near the end is found without reading what precedes it.
+- **Final-answer override**: an answer phrase whose word is preceded by "final" ("Final
+  Answer: The final answer is $10,455$.") that comes *after* the last box decides instead of
+  the box: models box intermediate results and then state the answer.
+- **Answer phrase** (``find_answer_phrase``), when there is no box: the last "answer" /
+  "Answer" / "ANSWER" (also "FINAL_ANSWER", and Chinese "答案") followed by ``is`` / ``was`` /
+  ``:`` / ``=`` / "是" / "为" (markdown ``**`` allowed) and then either math in ``$...$``,
+  ``$$...$$``, ``\(...\)``, ``\[...\]`` holding a digit, or a plain expression: the whole run of
+  digits, operators, ``\frac``-like commands and spaces between them (``42``, ``-7``,
+  ``1,000``, ``42/3``, ``2^{10}``, ``7!``). The expression is judged whole by the same
+  evaluator as a box, so ``The answer is 1/2.`` casts no vote and ``Final Answer: 42/3`` is
+  14. A comma list (``1, 2``) and "N or M" / "N and M" are taken whole and judged ``None``.
+  Two more forms: "Final Answer:" followed by a sentence that *ends* in "is N" ("Final
+  Answer: The largest $n$ is 34.") and an "Answer" heading at the start of a line followed
+  directly by math ("Answer $ 9 $"). Phrases followed by words ("the answer is not 5",
   "the answer is $n$") are skipped in favour of earlier ones; at most 100 phrases are tried.
-  A box, even one whose content casts no vote, always beats a phrase.
+- **Bare number**, when there is no box and no phrase: a number standing alone -- the whole
+  text, or the last line of a harmony final message -- optionally in ``**bold**`` or math
+  delimiters (``42``, ``**42**``, ``$42$``). In a chain of thought a line holding only a number
+  is usually an intermediate result, a tool output or the point where the output was cut off,
+  so there it is no vote.
 
 **2. Normalise** (``normalize``; idempotent, content over 1000 chars is not judged):
 Unicode minus/times/dot/divide become ``- * * /``; Unicode decimal digits (``'٣'``, ``'３'``)
 become ASCII digits; ``$``, ``\$``, ``%``, ``\%``, ``\displaystyle``, ``\left``/``\right``,
-``\big`` and friends, ``^\circ``, ``^{\circ}``, ``\circ``, ``\degree``, ``°`` are dropped;
-spacing (``\,`` ``\;`` ``\:`` ``\!`` ``\ `` ``~`` ``\quad`` ``\qquad`` ``\hspace{..}`` ...)
-becomes a space; a trailing unit ``\text{ cm}`` after a number is dropped; ``\text``,
+``\big`` and friends, ``^\circ``, ``^{\circ}``, ``\circ``, ``\degree``, ``°`` are dropped; a
+LaTeX line break ``\\`` becomes a space; ``,\!`` between digits is a thousands comma (the
+separator of Hendrycks MATH: ``10,\!000``, ``11,\! 111``); other spacing (``\,`` ``\;`` ``\:``
+``\!`` ``\ `` ``~`` ``\quad`` ``\qquad`` ``\hspace{..}`` ...) becomes a space; ``\text``,
 ``\textbf``, ``\mathbf``, ``\mathrm``, ``\mbox``, ``\operatorname`` ... are unwrapped; a leading
 "answer:" / "the final answer is" is dropped; a trailing ``\pmod{..}``, ``\mod ..``,
 ``\bmod ..``, ``(mod ..)`` is dropped; ``\equiv`` counts as ``=`` and only the part after the
 last ``=`` is kept (``x = 5``, ``n=5``, ``\text{answer}=5``, ``2^{10}=1024``), unless the left
 side lists alternatives (``,``, ``;``, "or", "and") or ends in ``<``, ``>``, ``!``; a trailing
-``.``, ``,`` or ``;`` is dropped; ``\dfrac``/``\tfrac`` become ``\frac``,
-``\dbinom``/``\tbinom`` become ``\binom``, ``\frac12`` becomes ``\frac{1}{2}``, ``\times``,
-``\cdot``, ``\ast`` become ``*`` and ``\div`` becomes ``/``.
+``.``, ``,`` or ``;`` is dropped; a leading choice label ``c.`` / ``(B)`` is dropped;
+``\dfrac``/``\tfrac``/``\cfrac`` become ``\frac``, ``\dbinom``/``\tbinom`` become ``\binom``,
+``\frac12``, ``\frac3{3}`` and ``\frac{3}4`` get their braces, ``\times``, ``\cdot``, ``\ast``
+become ``*`` and ``\div`` becomes ``/``.
+Units after a number are dropped: ``\text{ cm}``, ``\textnormal{ miles}``, ``\mbox{ cm}^2``
+(an exponent belongs to the unit, so ``12 \text{ cm}^2`` is 12), an ordinal ``6\mathrm{th}`` /
+``21st``, and up to four bare words (``12 ways``, ``30 minutes``, ``28 percent``) when the
+first has at least 4 letters or is a known short unit (``cm``, ``ft``, ...): ``12 ab`` may be
+a product of variables. Words that change the value or make it no single number are never a
+unit (``or``, ``and``, ``squared``, ``half``, ``thirds``, ``dozen``, ``pi`` ...): the text then
+casts no vote. Scale words multiply: ``2 million`` is 2,000,000, ``5 \text{ thousand}`` is 5000.
 Thousands separators: a run of digit groups joined by one kind of separator (``,``, ``{,}``,
 or spaces, which is what ``\,`` and ``~`` become) is one number when the first group has 1-3
 digits and every later group exactly 3 (``1,000``, ``1{,}234``, ``2\,024``, ``1 000 000``);
@@ -41,13 +73,40 @@ anything else (``1,2``, ``12, 345``, ``1234,567``, ``1 2``) is left alone and so
 
 **3. Judge** (``to_integer``): the normalised text (at most 100 chars) is evaluated exactly by a
 small recursive-descent parser over ``fractions.Fraction`` (never ``eval``): numbers (leading
-zeros and ``12.00`` fine), ``+ - * /``, unary minus, ``^`` (right-associative), ``!``,
-``( )``, ``{ }``, ``\frac``, ``\binom``, and ``\sqrt`` of a perfect square. Every value is
-bounded to 10,000 bits *before* it is computed (``2^{10^{9}}``, ``1001!`` or
+zeros, ``12.00`` and ``1e3`` fine), ``+ - * /``, unary minus, ``^`` (right-associative, so
+``2^3^2`` is 512), ``!``, ``( )``, ``{ }``, ``\frac``, ``\binom``, ``\sqrt`` of a perfect
+square and fractional powers of perfect powers (``4^{1/2}``, ``8^{2/3}``). Every value is
+bounded to 10,000 bits *before* it is computed (``2^{10^{9}}``, ``1001!``, ``1e100000`` or
 ``\binom{10^{6}}{5 \cdot 10^{5}}`` are rejected at once). Anything else -- letters, ``\pi``,
 ``\infty``, ``\sqrt{2}``, sets ``\{1,2\}``, tuples, intervals, lists, an empty box, "none" -- and
 any non-integer value (``3.5``, ``\frac{1}{2}``) gives ``None``. An integer is reduced with
 Python's ``%`` by ``modulus`` (so ``-1`` gives 999 and ``1234`` gives 234 for the default 1000).
+
+**Conventions** where peer projects disagree (the debatable cases of the shared peer corpus;
+``tests/test_extract_peers.py`` holds each to its decision). The competition scores one
+integer, so each choice asks: does this text state that integer beyond doubt?
+
+- A "final answer" phrase after the last box beats the box (Math-Verify, Qwen2.5-Math and
+  DeepSeek-Math do the same): the statement that comes last is the model's conclusion.
+- "Final Answer: <sentence> is N." and an "Answer $ N $" heading are read: they state N as
+  the answer; a sentence with words after N is not ("... is 34 more than ...").
+- No vote on an unanchored number: no last-number fallback (a truncated output, "AZYUK2A",
+  "start from 0"), and no ``output`` block of a tool call -- they are intermediate values, and
+  a fallback would turn every cut-off sample into a vote.
+- A non-integer is never rounded (``16386.17``, ``5.001``, ``3.7``): it is another answer.
+- The last box decides even when several are joined by "and" (Math-Verify reads a set): one
+  integer is asked for, and the box written last is the model's latest word.
+- Units, ``%`` and the word "percent" are dropped (``28 percent`` is 28, ``50%`` is 50): the
+  integer asked for is the count; ``\mbox{ cm}^2`` is a unit with its exponent (15, not 225).
+- Scale words multiply (``2 million`` is 2,000,000, which is 0 mod 1000): reading 2 would be
+  a wrong vote.
+- Number words (``twelve``) are not read: models write digits in boxes, and a word list would
+  be a second number parser for no gain.
+- A leading choice label (``c. 3``) is dropped: there are no choices in an integer
+  competition, so the number is what the model meant.
+- A trailing ``\\`` (``185\\``), spaces between ``\boxed`` and ``{``, nested ``{{7}}``, a chain
+  ``x = 5+5+1 = 7 = 11`` (the part after the last ``=``), ``1,234/2`` (617) and ``(9+1)`` (10)
+  are read as written; a negative is reduced with Python's ``%`` (``-7`` gives 993 for 1000).
 """
 
 from __future__ import annotations
@@ -74,6 +133,8 @@ MAX_EXPR_CHARS = 100
 MAX_BITS = 10_000
 """Largest numerator/denominator (in bits) any step of an evaluation may produce."""
 MAX_FACTORIAL = 1000
+MAX_ROOT_DEGREE = 64
+"""Largest ``q`` in a fractional exponent ``p/q`` that is evaluated (``4^{1/2} = 2``)."""
 MAX_BOX_TRIES = 400
 """Box keywords examined from the end before giving up: a real output has at most one unclosed
 box (where it was cut off); each costs about a microsecond, so junk stays under 1 ms."""
@@ -213,6 +274,7 @@ _PLAIN_EXPR = re.compile(
 )
 _MORE_VALUES = re.compile(r"\s*,?\s*(?:or|and)\s+[-+\u2212]?\d")
 _FINAL_BEFORE = re.compile(r"final[\s*_]*$", re.I)
+_HEADING_GAP = re.compile(r"[*_]{0,2}[ \t]*")
 _LINE_START = re.compile(r"(?:^|\n)[ \t#*_>]*$")
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n|$")
 _LAST_IS = re.compile(r".*\b(?:is|was)\b[\s*_:]*", re.S)
@@ -262,7 +324,7 @@ def _phrase_candidate(text: str, at: int, start: int) -> str | None:
             return _final_sentence(text, m.end())
         return None
     if _LINE_START.search(text, max(0, at - 8), at) is not None:  # "Answer $ 9 $" heading
-        i = _SPACES.match(text, start).end()
+        i = _HEADING_GAP.match(text, start).end()
         if text.startswith(("$", "\\(", "\\["), i):
             found = _math_or_expression(text, i, window_end)
             return None if found is None else found[0]
@@ -575,7 +637,28 @@ def _as_int(v: Fraction, what: str) -> int:
     return v.numerator
 
 
+def _integer_root(n: int, q: int) -> int:
+    """The exact ``q``-th root of ``n >= 0``; raises ``_Reject`` when there is none."""
+    if n < 2:
+        return n
+    x = 1 << -(-n.bit_length() // q)  # above the root; Newton's method descends to it
+    while True:
+        y = ((q - 1) * x + n // x ** (q - 1)) // q
+        if y >= x:
+            break
+        x = y
+    if x**q != n:
+        raise _Reject("irrational root")
+    return x
+
+
 def _power(base: Fraction, exponent: Fraction) -> Fraction:
+    if exponent.denominator != 1:  # 4^{1/2}, 8^{2/3}: exact when the base is a perfect power
+        q = exponent.denominator
+        if base < 0 or q > MAX_ROOT_DEGREE:
+            raise _Reject("root of a negative number or of too high a degree")
+        base = Fraction(_integer_root(base.numerator, q), _integer_root(base.denominator, q))
+        exponent = Fraction(exponent.numerator)
     e = _as_int(exponent, "exponent")
     if base == 0:
         if e < 0:
