@@ -472,7 +472,8 @@ _NOT_UNITS = frozenset(
         "halves", "third", "thirds", "quarter", "quarters", "fourth", "fourths", "fifth",
         "fifths", "sixth", "sixths", "seventh", "sevenths", "eighth", "eighths", "ninth",
         "ninths", "tenth", "tenths", "hundredth", "hundredths", "thousandth", "thousandths",
-        "not", "no", "none", "than", "less", "more", "either", "each", "per"
+        "not", "no", "none", "than", "less", "more", "either", "each", "per", "hundreds",
+        "thousands", "millions", "billions", "trillions", "inverse", "reciprocal"
     ]  # fmt: skip
 )
 """Words after a number that change its value or make it no single number: never a unit."""

@@ -289,6 +289,7 @@ ISSUE_13 = [
     (r"\boxed{7 thousand}", 0),
     (r"\boxed{2.5 million}", 0),
     (r"\boxed{3 hundred}", 300),
+    (r"\boxed{2 millions}", None),  # not a unit, not a clean scale word either
     (r"\boxed{\cfrac{12}{4}}", 3),
     (r"\boxed{\frac3{3}}", 1),
     (r"\boxed{\frac{12}4}", 3),

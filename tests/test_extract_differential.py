@@ -17,7 +17,7 @@ from aimo_submit.extract import extract_answer
 from tests.extraction_corpus import MODULUS, generated_endings
 from tests.test_extract import ALL_CASES, HARMONY, LIMITS
 from tests.test_extract_peers import CASES as PEER_CASES
-from tests.test_extract_peers import DECISIONS, case_key
+from tests.test_extract_peers import DECISIONS, case_key, needs_shared
 
 N_GENERATED = 3000
 SEED = 13
@@ -137,6 +137,7 @@ def test_agrees_with_math_verify_on_project_texts() -> None:
     assert set(found) == set(KNOWN_TEXT_DIFFERENCES)
 
 
+@needs_shared
 def test_agrees_with_math_verify_on_peer_cases() -> None:
     """Differences only where a debatable case's documented decision says so."""
     texts = [(c["text"], c.get("modulus") or 1000) for c in PEER_CASES]
