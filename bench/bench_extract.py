@@ -63,6 +63,11 @@ CASES: dict[str, Callable[[int], str]] = {
     "'box' word spam": lambda n: r"\boxed{7}" + _repeat("box ", n - 10) + "}",
     "'answer is' spam": lambda n: _repeat("answer is ", n),
     "huge exponent box": lambda n: _repeat(" ", n - 19) + r"\boxed{2^{10^{9}}}",
+    "r1 boxes, then final phrase": lambda n: _r1_style(n - 60)
+    + "\nFinal Answer: The final answer is $2{,}024$. I hope it is correct.",
+    "harmony analysis, final message": lambda n: "<|channel|>analysis<|message|>"
+    + _r1_style(n - 80) + "<|end|><|start|>assistant<|channel|>final<|message|>**Answer:** 42",
+    "no answer at all": lambda n: _r1_style(n).replace("boxed", "frac").replace("answer", "ans"),
 }
 SIZES = (1_000, 10_000, 200_000)
 
