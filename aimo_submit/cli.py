@@ -57,13 +57,11 @@ def _local_gateway(argv: list[str]) -> int:
         except json.JSONDecodeError:
             overrides[key] = value
     workdir = Path(args.workdir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
-    n_problems = None
-    if args.kaggle_data is None:
-        try:
-            n_problems = load_problems(args.csv).height
-        except GatewayError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    try:  # the rehearsal serves this CSV through either gateway: plan for its problem count
+        n_problems = load_problems(args.csv).height
+    except GatewayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     t0 = time.monotonic()
     try:
         sub = Submission.create(
