@@ -18,6 +18,7 @@ adapts our ``predict`` to the real server, and :func:`serve` picks one or the ot
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import random
@@ -441,6 +442,50 @@ def run_kaggle_gateway(
         raise GatewayError(f"time limit exceeded: {seconds:.1f} s used of {time_limit_s:.1f} s"
                            f" for {len(rows)} problems")
     return GatewayResult(rows, seconds, time_limit_s, path)
+
+
+def rehearse_rerun(
+    predict: Predict,
+    profile: CompetitionProfile,
+    folder: Path,
+    test_csv: str | Path,
+    out_dir: str | Path = ".",
+) -> GatewayResult:
+    """A competition rerun on this machine: ``serve()`` blocks in a thread of this process
+    (Kaggle's rerun flag set) while the gateway module's ``__main__`` runs in another process,
+    connects over gRPC and writes ``submission.parquet`` and ``result.json`` in ``out_dir``.
+
+    For the stand-ins of ``tests/fixtures/kaggle``: they read the problems from
+    ``$KAGGLE_EVALUATION_STANDIN_TEST_CSV`` and dial localhost. Kaggle's real gateway reads
+    ``/kaggle/input/...`` and dials the host ``inference_server``, so it cannot run this way.
+    """
+    import subprocess
+    import threading
+
+    out = Path(out_dir)
+    csv, truth = _gateway_csv(Path(test_csv), out)
+    adapted = KagglePredict(predict)
+    os.environ.setdefault("KAGGLE_IS_COMPETITION_RERUN", "1")
+    server = make_inference_server(adapted.endpoint(), profile, folder)
+    threading.Thread(target=server.serve, name="kaggle-serve", daemon=True).start()
+    module = profile.server_module.replace("inference_server", "gateway")
+    env = dict(os.environ, PYTHONPATH=str(folder.resolve()),
+               KAGGLE_EVALUATION_STANDIN_TEST_CSV=str(Path(csv).resolve()))
+    print(f"gateway: {module} in another process (competition rerun), {profile.server_class}"
+          f".serve() here", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", module], cwd=out, env=env)
+    seconds = time.monotonic() - t0
+    result_file = out / "result.json"
+    if proc.returncode or not result_file.is_file():
+        raise GatewayError(f"the gateway process exited {proc.returncode} without result.json")
+    outcome = json.loads(result_file.read_text())
+    if not outcome.get("Succeeded"):
+        raise GatewayError(f"Kaggle's gateway failed: {outcome.get('ErrorName')}:"
+                           f" {outcome.get('ErrorDetails')}")
+    rows = [GatewayRow(r.id, r.answer, truth.get(r.id), r.seconds, r.order)
+            for r in adapted.rows]
+    return GatewayResult(rows, seconds, None, out / "submission.parquet")
 
 
 def serve(
