@@ -156,3 +156,25 @@ def test_interactive_stops_with_every_problem_rerun_only_reports(tmp_path, capsy
     assert "competition rerun, serving anyway" in out and "R580" in out
     saved = json.loads((tmp_path / pf.REPORT_FILE).read_text())
     assert saved["problems"] == report.problems
+
+
+def test_a_rerun_without_a_submission_still_answers_every_problem(standin, tmp_path):
+    """What the notebook serves on a rerun when Submission.create fails (weights missing):
+    the fallback for every problem through Kaggle's server, and the log says why."""
+    from conftest import STANDINS
+
+    from aimo_submit.manifest import ManifestError
+    from aimo_submit.runner import FallbackSubmission, Submission
+
+    manifest, models = _manifest_with_copy(tmp_path, lambda folder: shutil.rmtree(folder))
+    with pytest.raises(ManifestError) as info:
+        Submission.create(TINY, "aimo3", manifest_path=manifest, search_roots=[models])
+    csv = tmp_path / "p.csv"
+    csv.write_text("id,problem\n001,What is 1 + 1?\nb2,What is 2 + 2?\n")
+    sub = FallbackSubmission("aimo3", f"ManifestError: {info.value}", workdir=tmp_path / "w")
+    result = sub.serve(test_csv=csv, kaggle_data=STANDINS / "aimo3")
+    assert sorted(r.id for r in result.rows) == ["001", "b2"]  # a mixed column stays text
+    assert {r.answer for r in result.rows} == {sub.answer}
+    lines = [json.loads(x) for x in (tmp_path / "w" / "aimo_runlog.jsonl").read_text().splitlines()
+             if x]
+    assert len(lines) == 2 and all("not found" in r["faults"][0] for r in lines)
