@@ -10,6 +10,8 @@ CSV     ?= aimo_submit/assets/tiny_problems.csv
 BUDGET  ?= 600
 PROFILE ?= aimo2
 KAGGLE_DATA ?=
+GATEWAY ?=
+RERUN   ?=
 ARGS    ?=
 
 .PHONY: help venv test local-gateway tiny-model notebook package bench bench-faults bench-deadline lint clean
@@ -35,9 +37,14 @@ $(STAMP): requirements.txt
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# GATEWAY=standin: our stand-in of Kaggle's package for the profile (tests/fixtures/kaggle/PROFILE);
+# RERUN=1: rehearse a competition rerun (gateway in another process, serve() blocking here).
+STANDIN_DATA := tests/fixtures/kaggle/$(PROFILE)
 local-gateway: $(STAMP)
 	$(PY) -m aimo_submit local-gateway --model $(MODEL) --csv $(CSV) --time-budget $(BUDGET) \
-		--profile $(PROFILE) $(if $(KAGGLE_DATA),--kaggle-data $(KAGGLE_DATA)) $(ARGS)
+		--profile $(PROFILE) $(if $(KAGGLE_DATA),--kaggle-data $(KAGGLE_DATA)) \
+		$(if $(filter standin,$(GATEWAY)),--kaggle-data $(STANDIN_DATA)) \
+		$(if $(RERUN),--rerun) $(ARGS)
 
 tiny-model: $(STAMP)
 	$(PY) scripts/make_tiny_model.py

@@ -32,6 +32,9 @@ def _local_gateway(argv: list[str]) -> int:
     ap.add_argument("--profile", default="aimo2", help="competition profile (aimo2, aimo3)")
     ap.add_argument("--kaggle-data", default=None,
                     help="folder with Kaggle's kaggle_evaluation/ (uses the real gateway)")
+    ap.add_argument("--rerun", action="store_true",
+                    help="rehearse a competition rerun: the gateway of --kaggle-data (a stand-in"
+                    " of tests/fixtures/kaggle) in another process, serve() here")
     ap.add_argument("--manifest", default=None, help="another weights manifest")
     ap.add_argument("--root", action="append", default=[], help="extra folder to find weights")
     ap.add_argument("--workdir", default=None, help="output folder (default runs/<time>)")
@@ -58,13 +61,11 @@ def _local_gateway(argv: list[str]) -> int:
         except json.JSONDecodeError:
             overrides[key] = value
     workdir = Path(args.workdir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
-    n_problems = None
-    if args.kaggle_data is None:
-        try:
-            n_problems = load_problems(args.csv).height
-        except GatewayError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    try:  # the rehearsal serves this CSV through either gateway: plan for its problem count
+        n_problems = load_problems(args.csv).height
+    except GatewayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     t0 = time.monotonic()
     try:
         sub = Submission.create(
@@ -94,8 +95,11 @@ def _local_gateway(argv: list[str]) -> int:
         return 1
     print(f"model loaded in {sub.startup_s:.1f} s")
     try:
-        sub.serve(test_csv=args.csv, kaggle_data=args.kaggle_data, seed=args.seed,
-                  progress=not args.quiet)
+        if args.rerun:
+            _rehearse_rerun(sub, args)
+        else:
+            sub.serve(test_csv=args.csv, kaggle_data=args.kaggle_data, seed=args.seed,
+                      progress=not args.quiet)
     except GatewayError as exc:
         print(f"gateway error: {exc}", file=sys.stderr)
         return 1
@@ -103,6 +107,18 @@ def _local_gateway(argv: list[str]) -> int:
         sub.close()
     print(f"wall time: {time.monotonic() - t0:.1f} s; run log: {sub.runlog.path}")
     return 0
+
+
+def _rehearse_rerun(sub, args: argparse.Namespace) -> None:
+    from aimo_submit.gateway import GatewayError, rehearse_rerun
+    from aimo_submit.report import print_report
+
+    if not args.kaggle_data:
+        raise GatewayError("--rerun needs --kaggle-data (e.g. tests/fixtures/kaggle/aimo3)")
+    result = rehearse_rerun(sub.predict, sub.profile, Path(args.kaggle_data), args.csv,
+                            sub.workdir)
+    print_report(result, sub.records, startup_s=sub.startup_s, timeline=sub.timeline())
+    print(f"answered {len(result.rows)} problem(s); result.json: Succeeded")
 
 
 def main(argv: list[str] | None = None) -> int:

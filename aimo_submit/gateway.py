@@ -1,13 +1,14 @@
 """Serving problems to ``predict``: Kaggle's real gateway when present, our own otherwise.
 
-The contract, read off the public ``kaggle_evaluation`` code of the AIMO gateways: the gateway
-reads the test CSV with polars (types inferred), shuffles it and sends one row at a time. AIMO2
-splats the one-row DataFrame into ``predict(*row)``, so ``predict`` receives an ``id`` and a
-``problem`` polars Series; one AIMO3 version sends ``(row, sample_submission)`` instead. The
-answer is a one-row DataFrame (polars or pandas) with ``id`` and ``answer``; the gateway checks
-the row count and that ``id`` equals the Series it sent, then writes ``submission.parquet`` in
-the working directory. The server registers ``predict`` by its ``__name__``; the first call may
-take as long as it needs, later ones have the profile's response timeout.
+The contract, read off the public ``kaggle_evaluation`` packages of the AIMO gateways (0.3.0 for
+AIMO2, 0.9.0 for AIMO3): the gateway reads the test CSV with polars (types inferred, so an id
+like ``001`` arrives as the integer 1), shuffles it and sends one row at a time over gRPC,
+splatted into ``predict(*row)``: ``predict`` receives an ``id`` and a ``problem`` polars Series.
+The answer is a one-row DataFrame (polars or pandas) with ``id`` and ``answer``. 0.3.0 checks the
+row count and that ``id`` equals the Series it sent (values and type); 0.9.0 checks the row count
+only and writes its own ids into ``submission.parquet``. The server registers endpoints by
+``__name__``, and 0.9.0 accepts plain Python functions only; the first call may take as long as
+it needs, later ones have the profile's response timeout.
 
 :class:`LocalGateway` enforces that contract plus the whole-run time limit, and fails with a
 clear :class:`GatewayError` where Kaggle would fail the submission. :class:`KagglePredict`
@@ -17,12 +18,14 @@ adapts our ``predict`` to the real server, and :func:`serve` picks one or the ot
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import random
 import shutil
 import sys
 import time
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,13 +235,15 @@ def find_kaggle_evaluation(
 def make_inference_server(predict: Predict, profile: CompetitionProfile, folder: Path) -> Any:
     """Import ``kaggle_evaluation`` from ``folder`` and wrap ``predict`` in the profile's server.
 
-    The server registers ``predict`` under its ``__name__``, and the gateway asks for the
-    endpoint ``predict``: pass a function of that name (or a :class:`KagglePredict`).
+    The server registers ``predict`` under its ``__name__``, the gateway asks for the endpoint
+    ``predict``, and 0.9.0 refuses anything but a plain function: pass a function named
+    ``predict`` (:meth:`KagglePredict.endpoint` makes one).
     """
-    if getattr(predict, "__name__", None) != "predict":
+    if not isinstance(predict, types.FunctionType) or predict.__name__ != "predict":
         raise GatewayError(
-            f"Kaggle's server registers endpoints by name and the gateway calls 'predict'; got a"
-            f" callable named {getattr(predict, '__name__', None)!r}"
+            "Kaggle's server takes plain Python functions only and the gateway calls 'predict';"
+            f" got {type(predict).__name__} named {getattr(predict, '__name__', None)!r}"
+            " (wrap it with KagglePredict(...).endpoint())"
         )
     folder = folder.resolve()
     if str(folder) not in sys.path:
@@ -290,15 +295,16 @@ def _frame_columns(value: Any) -> tuple[Any, Any] | None:
 class KagglePredict:
     """``predict`` as Kaggle's inference server must see it.
 
-    - Its ``__name__`` is ``predict``: the server registers listeners by name and the gateway
-      calls the endpoint ``predict``.
-    - It accepts both argument shapes seen in the AIMO gateways: the one-row frame splatted into
-      ``id`` and ``problem`` Series (AIMO2), or ``(row_frame, sample_submission)`` (one AIMO3
-      version), and hands ``predict`` the two Series either way.
-    - The returned ``id`` column is the very Series the gateway sent: the gateway compares it
-      value and type for type, and reads the CSV with inferred types, so an all-digit id
-      arrives as an integer that a string answer would not match.
-    - It records each call (answer, seconds) for the rehearsal report.
+    - :meth:`endpoint` is the plain function named ``predict`` that the server registers:
+      0.9.0's relay refuses any other callable, and every version looks endpoints up by name.
+    - It accepts the one-row frame splatted into ``id`` and ``problem`` Series (what both real
+      AIMO gateways send), and also a whole ``(row_frame, ...)`` first argument (seen in an
+      edited public copy), and hands ``predict`` the two Series either way.
+    - The returned ``id`` column is the very Series the gateway sent: 0.3.0 compares it value
+      and type for type, and reads the CSV with inferred types, so an all-digit id arrives as
+      an integer that a string answer would not match (0.9.0 overwrites it anyway).
+    - It records each call (answer, seconds) for the rehearsal report, keyed by the id as the
+      gateway typed it.
     """
 
     __name__ = "predict"
@@ -306,6 +312,14 @@ class KagglePredict:
     def __init__(self, predict: Predict) -> None:
         self.inner = predict
         self.rows: list[GatewayRow] = []
+
+    def endpoint(self) -> types.FunctionType:
+        """The plain function Kaggle's server registers (by its name, ``predict``)."""
+
+        def predict(*args: Any) -> Any:
+            return self(*args)
+
+        return predict
 
     def __call__(self, *args: Any) -> Any:
         t0 = time.monotonic()
@@ -347,25 +361,30 @@ class KagglePredict:
 
 
 def is_competition_rerun() -> bool:
-    return bool(os.getenv("KAGGLE_IS_COMPETITION_RERUN"))
+    """Kaggle's own test: the variable is set, whatever its value (even empty)."""
+    return os.getenv("KAGGLE_IS_COMPETITION_RERUN") is not None
 
 
 def _gateway_csv(test_csv: Path, out_dir: Path) -> tuple[Path, dict[str, int | None]]:
-    """The CSV for Kaggle's gateway and the truth per id.
+    """The CSV for Kaggle's gateway and the truth per id, keyed as the gateway types ids.
 
     Kaggle's gateway splats every column into ``predict``; a ``reference.csv`` would hand it
     the answers. Like the hidden ``test.csv``, the copy it gets has only ``id`` and ``problem``.
+    The gateway reads it with inferred types (``001`` becomes the integer 1), so the truth is
+    keyed by the text of each id as the gateway will send it.
     """
     problems = load_problems(test_csv)
-    truth: dict[str, int | None] = {pid: None for pid in problems["id"]}
-    if problems.columns == ["id", "problem"]:
-        return test_csv, truth
-    if "answer" in problems.columns:
-        truth = dict(zip(problems["id"], problems["answer"], strict=True))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stripped = out_dir / "gateway_test.csv"
-    problems.select("id", "problem").write_csv(stripped)
-    return stripped, truth
+    csv = test_csv
+    if problems.columns != ["id", "problem"]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        csv = out_dir / "gateway_test.csv"
+        problems.select("id", "problem").write_csv(csv)
+    try:
+        sent_ids = [str(v) for v in pl.read_csv(csv, columns=["id"])["id"]]
+    except Exception as exc:  # the gateway would fail the same way: say so before serving
+        raise GatewayError(f"Kaggle's gateway cannot read the ids of {csv}: {exc}") from None
+    answers = problems["answer"] if "answer" in problems.columns else [None] * problems.height
+    return csv, dict(zip(sent_ids, answers, strict=True))
 
 
 def _collect_submission(out_dir: Path, since: float) -> Path:
@@ -397,7 +416,7 @@ def run_kaggle_gateway(
     default) and the calls are summed up like :class:`LocalGateway`'s.
     """
     adapted = KagglePredict(predict)
-    server = make_inference_server(adapted, profile, folder)
+    server = make_inference_server(adapted.endpoint(), profile, folder)
     if is_competition_rerun():
         print(f"gateway: Kaggle's {profile.server_class}.serve() (competition rerun)", flush=True)
         server.serve()
@@ -423,6 +442,50 @@ def run_kaggle_gateway(
         raise GatewayError(f"time limit exceeded: {seconds:.1f} s used of {time_limit_s:.1f} s"
                            f" for {len(rows)} problems")
     return GatewayResult(rows, seconds, time_limit_s, path)
+
+
+def rehearse_rerun(
+    predict: Predict,
+    profile: CompetitionProfile,
+    folder: Path,
+    test_csv: str | Path,
+    out_dir: str | Path = ".",
+) -> GatewayResult:
+    """A competition rerun on this machine: ``serve()`` blocks in a thread of this process
+    (Kaggle's rerun flag set) while the gateway module's ``__main__`` runs in another process,
+    connects over gRPC and writes ``submission.parquet`` and ``result.json`` in ``out_dir``.
+
+    For the stand-ins of ``tests/fixtures/kaggle``: they read the problems from
+    ``$KAGGLE_EVALUATION_STANDIN_TEST_CSV`` and dial localhost. Kaggle's real gateway reads
+    ``/kaggle/input/...`` and dials the host ``inference_server``, so it cannot run this way.
+    """
+    import subprocess
+    import threading
+
+    out = Path(out_dir)
+    csv, truth = _gateway_csv(Path(test_csv), out)
+    adapted = KagglePredict(predict)
+    os.environ.setdefault("KAGGLE_IS_COMPETITION_RERUN", "1")
+    server = make_inference_server(adapted.endpoint(), profile, folder)
+    threading.Thread(target=server.serve, name="kaggle-serve", daemon=True).start()
+    module = profile.server_module.replace("inference_server", "gateway")
+    env = dict(os.environ, PYTHONPATH=str(folder.resolve()),
+               KAGGLE_EVALUATION_STANDIN_TEST_CSV=str(Path(csv).resolve()))
+    print(f"gateway: {module} in another process (competition rerun), {profile.server_class}"
+          f".serve() here", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", module], cwd=out, env=env)
+    seconds = time.monotonic() - t0
+    result_file = out / "result.json"
+    if proc.returncode or not result_file.is_file():
+        raise GatewayError(f"the gateway process exited {proc.returncode} without result.json")
+    outcome = json.loads(result_file.read_text())
+    if not outcome.get("Succeeded"):
+        raise GatewayError(f"Kaggle's gateway failed: {outcome.get('ErrorName')}:"
+                           f" {outcome.get('ErrorDetails')}")
+    rows = [GatewayRow(r.id, r.answer, truth.get(r.id), r.seconds, r.order)
+            for r in adapted.rows]
+    return GatewayResult(rows, seconds, None, out / "submission.parquet")
 
 
 def serve(

@@ -49,7 +49,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def print_report(
-    result: GatewayResult, records: dict[str, dict[str, Any]], *, startup_s: float | None = None
+    result: GatewayResult,
+    records: dict[str, dict[str, Any]],
+    *,
+    startup_s: float | None = None,
+    timeline: dict[str, Any] | None = None,
 ) -> None:
     print()
     print(format_table(report_rows(result, records)))
@@ -60,6 +64,10 @@ def print_report(
     limit = f" of {result.time_limit_s:.0f} s" if result.time_limit_s else ""
     print(f"time used: {result.seconds:.1f} s{limit}" + (
         f" (model load {startup_s:.1f} s)" if startup_s is not None else ""))
+    if timeline:
+        print("from the start: " + ", ".join(
+            f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s"
+            for k, v in timeline.items() if v is not None))
     print(f"submission: {result.submission_path}")
 
 

@@ -145,9 +145,17 @@ class Submission:
         workdir: str | Path = ".",
         sandbox: Any = None,
         clock: Any = time.monotonic,
+        started: float | None = None,
+        setup_s: dict[str, float] | None = None,
     ) -> None:
         self.created = clock()
         self.clock = clock
+        self.started = self.created if started is None else started
+        """When the run began, on ``clock``: the notebook's first line, so that installing and
+        importing count against the time limit like everything after."""
+        self.setup_s = dict(setup_s or {})
+        """Seconds the caller spent on each step before this object existed (e.g. install)."""
+        self.ready_at: float | None = None
         self.profile = profile
         self.spec = spec
         policy = policy or PolicyConfig()
@@ -161,7 +169,7 @@ class Submission:
             total_s if total_s is not None else profile.time_limit_s,
             n_problems if n_problems is not None else profile.n_problems,
             clock=clock,
-            start=self.created,
+            start=self.started,
             max_problem_s=max(1.0, profile.response_timeout_s - 60.0),
         )
         self.solver = Solver(
@@ -200,13 +208,17 @@ class Submission:
         total_s: float | None = None,
         n_problems: int | None = None,
         preset: str | None = None,
+        started: float | None = None,
+        setup_s: dict[str, float] | None = None,
     ) -> Submission:
         """Resolve ``model`` in the weights manifest, build its engine and start loading it.
 
         Policy precedence (``presets.resolve_policy``): the model's manifest defaults
         (``max_tokens``, sampling), then the named ``preset`` (default: the profile's
         ``default_preset``, the policy benchmarked for it; ``""`` for none), then
-        ``policy_overrides``. A preset's token cap never exceeds the model's own.
+        ``policy_overrides``. A preset's token cap never exceeds the model's own. ``started``
+        (a ``time.monotonic()`` reading) is when the run began, if before this call;
+        ``setup_s`` names what the time before went on.
         """
         from aimo_submit.engines import create_engine
         from aimo_submit.manifest import load_manifest, resolve_model_path
@@ -237,6 +249,8 @@ class Submission:
             n_problems=n_problems,
             workdir=workdir,
             sandbox=sandbox,
+            started=started,
+            setup_s=setup_s,
         )
 
     # -- engine lifecycle --------------------------------------------------------------------
@@ -244,6 +258,7 @@ class Submission:
         t0 = time.monotonic()
         await self.engine.start()
         self.startup_s = time.monotonic() - t0
+        self.ready_at = self.clock()
         log.info("engine %s ready in %.1f s", self.engine.name, self.startup_s)
         return self.startup_s
 
@@ -453,6 +468,7 @@ class Submission:
             "answer": answer,
             "seconds": round(seconds, 3),
             "time_left_s": round(self.scheduler.usable_left(), 1),
+            "answered_at_s": round(self.clock() - self.started, 1),
             "faults": faults,
             "votes": {},
             "n_voted": 0,
@@ -462,6 +478,8 @@ class Submission:
             rec["votes"] = {str(k): v for k, v in live.tally().counts.items()}
             rec["n_voted"] = len(live.votes)
             rec["tokens"] = sum(s.tokens for s in live.samples.values())
+        if not self.records:  # the first answer: how the time before it was spent
+            rec["startup"] = self.timeline()
         if budget is not None:
             rec["budget"] = {
                 "soft_s": round(budget.soft_deadline - budget.start, 2),
@@ -477,6 +495,18 @@ class Submission:
                 }
             )
         return rec
+
+    def timeline(self) -> dict[str, Any]:
+        """Seconds from the run's start: setup steps, model load, engine ready, first answer."""
+        first = min((r.get("answered_at_s", 0.0) for r in self.records.values()), default=None)
+        out: dict[str, Any] = {f"{k}_s": round(v, 1) for k, v in self.setup_s.items()}
+        out["submission_created_s"] = round(self.created - self.started, 1)
+        out["model_load_s"] = None if self.startup_s is None else round(self.startup_s, 1)
+        out["model_ready_s"] = None if self.ready_at is None else round(
+            self.ready_at - self.started, 1)
+        out["first_answer_s"] = first if first is not None else round(
+            self.clock() - self.started, 1)
+        return out
 
     # -- running ------------------------------------------------------------------------------
     def serve(
@@ -504,7 +534,8 @@ class Submission:
         if result is not None and report:
             from aimo_submit.report import print_report, write_plot
 
-            print_report(result, self.records, startup_s=self.startup_s)
+            print_report(result, self.records, startup_s=self.startup_s,
+                         timeline=self.timeline())
             plot = write_plot(result, self.records, self.workdir / "rehearsal.png")
             print(f"plot: {plot}")
         return result
@@ -557,3 +588,36 @@ def spec_from_entry(entry: Any, path: Path) -> ModelSpec:
         max_tokens=getattr(entry, "max_tokens", None),
         engine_settings=dict(getattr(entry, "engine_settings", {}) or {}),
     )
+
+
+class FallbackSubmission:
+    """What a competition rerun serves when :class:`Submission` cannot even be built (weights
+    missing, a broken install): every problem gets the fallback answer and its log line says
+    why, so the run completes instead of the gateway failing it for a server that never came."""
+
+    def __init__(self, profile: str | CompetitionProfile, reason: str,
+                 workdir: str | Path = ".", answer: int | None = None) -> None:
+        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.reason = reason
+        self.answer = (PolicyConfig().fallback_answer if answer is None else answer) \
+            % self.profile.answer_modulus
+        self.workdir = Path(workdir)
+        self.runlog = RunLog(self.workdir / "aimo_runlog.jsonl")
+        log.error("serving the fallback answer for every problem: %s", reason)
+
+    def predict(self, id_: Any = None, problem: Any = None, *extra: Any) -> pl.DataFrame:
+        pid, _ = coerce_text(id_)
+        self.runlog.write({"id": pid, "answer": self.answer, "seconds": 0.0,
+                           "faults": [f"no submission: {self.reason}"]})
+        return pl.DataFrame({"id": [pid], "answer": [self.answer]},
+                            schema={"id": pl.String, "answer": pl.Int64})
+
+    def serve(self, test_csv: str | Path | None = None, kaggle_data: str | Path | None = None,
+              **_: Any) -> Any:
+        from aimo_submit.gateway import serve
+
+        return serve(self.predict, self.profile, test_csv=test_csv, kaggle_data=kaggle_data,
+                     out_dir=self.workdir)
+
+    def close(self) -> None:
+        pass

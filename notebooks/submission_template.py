@@ -6,9 +6,9 @@
 # %% [markdown]
 # # aimo-submit
 #
-# A thin submission notebook: it installs offline wheels, puts the `aimo_submit` library on
-# `sys.path` and hands the competition's gateway to `aimo_submit.runner.Submission`, which owns
-# the model, the clock and `predict`.
+# A thin submission notebook: it notes its start time, puts the `aimo_submit` library on
+# `sys.path`, checks the machine (preflight), installs offline wheels and hands the competition's
+# gateway to `aimo_submit.runner.Submission`, which owns the model, the clock and `predict`.
 #
 # **Attach** (kernel-metadata.json from `make package` does this): the competition, the
 # `aimo-submit-lib` dataset, the `aimo-submit-wheels` dataset and the model's weights.
@@ -19,41 +19,39 @@
 # seconds), `AIMO_POLICY` (JSON of policy overrides), `AIMO_SEARCH_ROOTS` (extra weight folders,
 # `os.pathsep`-separated), `AIMO_WORKDIR`, `AIMO_SUBMIT_ROOT` (a checkout instead of the
 # dataset), `AIMO_WHEELS_DIR` / `AIMO_SKIP_WHEELS`.
+#
+# The first cell checks the machine before installing anything (GPUs, the driver against the
+# CUDA 13 wheels, free disk, the model's files): in an interactive run it stops with the reason;
+# in a competition rerun it only reports, and `predict` answers the fallback if the model
+# cannot run, so the rerun always completes.
 
-# %% 1. Offline wheels (no internet at run time)
+# %% 1. Start the clock, find the library, check the machine (before installing anything)
+import time
+
+NOTEBOOK_START = time.monotonic()  # the run's clock starts here, install time included
+
 import glob
+import json
 import os
 import subprocess
 import sys
 
 KAGGLE_INPUT = os.environ.get("AIMO_KAGGLE_INPUT", "/kaggle/input")
+DEFAULT_MODEL = "deepseek-r1-distill-qwen-14b-awq"
+DEFAULT_PROFILE = "aimo2"
+MODEL = os.environ.get("AIMO_MODEL", DEFAULT_MODEL)
+PROFILE = os.environ.get("AIMO_PROFILE", DEFAULT_PROFILE)
+TEST_CSV = os.environ.get("AIMO_TEST_CSV") or None
+KAGGLE_DATA = os.environ.get("AIMO_KAGGLE_DATA") or None
+WORKDIR = os.environ.get("AIMO_WORKDIR") or (
+    "/kaggle/working" if os.path.isdir("/kaggle/working") else ".")
+TIME_BUDGET_S = float(os.environ["AIMO_TIME_BUDGET_S"]) if os.environ.get(
+    "AIMO_TIME_BUDGET_S") else None
+POLICY_OVERRIDES = json.loads(os.environ["AIMO_POLICY"]) if os.environ.get("AIMO_POLICY") else None
+SEARCH_ROOTS = [p for p in os.environ.get("AIMO_SEARCH_ROOTS", "").split(os.pathsep) if p]
+RERUN = os.environ.get("KAGGLE_IS_COMPETITION_RERUN") is not None  # set at all: Kaggle's test
 
 
-def find_wheels_dir():
-    """$AIMO_WHEELS_DIR, else an attached dataset holding requirements-gpu.txt and wheels."""
-    explicit = os.environ.get("AIMO_WHEELS_DIR")
-    if explicit:
-        return explicit
-    for req in sorted(glob.glob(os.path.join(KAGGLE_INPUT, "*", "requirements-gpu.txt"))):
-        folder = os.path.dirname(req)
-        if glob.glob(os.path.join(folder, "*.whl")):
-            return folder
-    return None
-
-
-WHEELS_DIR = None if os.environ.get("AIMO_SKIP_WHEELS") else find_wheels_dir()
-if WHEELS_DIR:
-    requirements = os.path.join(WHEELS_DIR, "requirements-gpu.txt")
-    targets = ["-r", requirements] if os.path.isfile(requirements) else sorted(
-        glob.glob(os.path.join(WHEELS_DIR, "*.whl")))
-    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", WHEELS_DIR,
-           *targets]
-    print("installing offline wheels:", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
-else:
-    print("no offline wheels attached: using the packages already installed")
-
-# %% 2. The aimo_submit library
 def find_library():
     """$AIMO_SUBMIT_ROOT (a checkout), else the attached library dataset under /kaggle/input."""
     explicit = os.environ.get("AIMO_SUBMIT_ROOT")
@@ -72,37 +70,53 @@ def find_library():
         "(built by `make package`) or set AIMO_SUBMIT_ROOT to a checkout of the repository")
 
 
+def find_wheels_dir():
+    """$AIMO_WHEELS_DIR, else an attached dataset holding requirements-gpu.txt and wheels."""
+    explicit = os.environ.get("AIMO_WHEELS_DIR")
+    if explicit:
+        return explicit
+    for req in sorted(glob.glob(os.path.join(KAGGLE_INPUT, "*", "requirements-gpu.txt"))):
+        folder = os.path.dirname(req)
+        if glob.glob(os.path.join(folder, "*.whl")):
+            return folder
+    return None
+
+
 LIB_ROOT = find_library()
 if LIB_ROOT not in sys.path:
     sys.path.insert(0, LIB_ROOT)
 import aimo_submit
+from aimo_submit.preflight import preflight
 
 print(f"aimo_submit {aimo_submit.__version__} from {os.path.dirname(aimo_submit.__file__)}")
-
-# %% 3. Configuration
-import json
-
-DEFAULT_MODEL = "deepseek-r1-distill-qwen-14b-awq"
-DEFAULT_PROFILE = "aimo2"
-MODEL = os.environ.get("AIMO_MODEL", DEFAULT_MODEL)
-PROFILE = os.environ.get("AIMO_PROFILE", DEFAULT_PROFILE)
-TEST_CSV = os.environ.get("AIMO_TEST_CSV") or None
-KAGGLE_DATA = os.environ.get("AIMO_KAGGLE_DATA") or None
-WORKDIR = os.environ.get("AIMO_WORKDIR") or (
-    "/kaggle/working" if os.path.isdir("/kaggle/working") else ".")
-TIME_BUDGET_S = float(os.environ["AIMO_TIME_BUDGET_S"]) if os.environ.get(
-    "AIMO_TIME_BUDGET_S") else None
-POLICY_OVERRIDES = json.loads(os.environ["AIMO_POLICY"]) if os.environ.get("AIMO_POLICY") else None
-SEARCH_ROOTS = [p for p in os.environ.get("AIMO_SEARCH_ROOTS", "").split(os.pathsep) if p]
-RERUN = bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN"))
-
+WHEELS_DIR = None if os.environ.get("AIMO_SKIP_WHEELS") else find_wheels_dir()
 print(json.dumps({"model": MODEL, "profile": PROFILE, "test_csv": TEST_CSV,
                   "kaggle_data": KAGGLE_DATA, "workdir": WORKDIR, "time_budget_s": TIME_BUDGET_S,
                   "policy_overrides": POLICY_OVERRIDES, "search_roots": SEARCH_ROOTS,
-                  "competition_rerun": RERUN}, indent=1))
+                  "wheels_dir": WHEELS_DIR, "competition_rerun": RERUN}, indent=1))
+PREFLIGHT = preflight(MODEL, wheels_dir=WHEELS_DIR, search_roots=SEARCH_ROOTS, workdir=WORKDIR)
+print(PREFLIGHT.text())
+PREFLIGHT.enforce(rerun=RERUN, workdir=WORKDIR)  # stops here, unless on a rerun
+SETUP_S = {"preflight": time.monotonic() - NOTEBOOK_START}
 
-# %% 4. Serve
-from aimo_submit.runner import Submission
+# %% 2. Offline wheels (no internet at run time)
+t_install = time.monotonic()
+if WHEELS_DIR:
+    requirements = os.path.join(WHEELS_DIR, "requirements-gpu.txt")
+    targets = ["-r", requirements] if os.path.isfile(requirements) else sorted(
+        glob.glob(os.path.join(WHEELS_DIR, "*.whl")))
+    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", WHEELS_DIR,
+           *targets]
+    print("installing offline wheels:", " ".join(cmd), flush=True)
+    done = subprocess.run(cmd, check=not RERUN)  # a rerun serves anyway: predict falls back
+    if done.returncode:
+        print(f"pip install failed ({done.returncode}); serving anyway (competition rerun)")
+else:
+    print("no offline wheels attached: using the packages already installed")
+SETUP_S["install"] = time.monotonic() - t_install
+
+# %% 3. Serve
+from aimo_submit.runner import FallbackSubmission, Submission
 
 extra = {}
 if TIME_BUDGET_S is not None:
@@ -112,15 +126,22 @@ if TEST_CSV and not RERUN:  # plan the clock for the rehearsal's problem count, 
 
     extra["n_problems"] = pl.read_csv(TEST_CSV).height
 
-submission = Submission.create(
-    model=MODEL,
-    profile=PROFILE,
-    manifest_path=None,
-    search_roots=SEARCH_ROOTS,
-    policy_overrides=POLICY_OVERRIDES,
-    workdir=WORKDIR,
-    **extra,
-)
+try:
+    submission = Submission.create(
+        model=MODEL,
+        profile=PROFILE,
+        manifest_path=None,
+        search_roots=SEARCH_ROOTS,
+        policy_overrides=POLICY_OVERRIDES,
+        workdir=WORKDIR,
+        started=NOTEBOOK_START,
+        setup_s=SETUP_S,
+        **extra,
+    )
+except Exception as exc:
+    if not RERUN:
+        raise
+    submission = FallbackSubmission(PROFILE, f"{type(exc).__name__}: {exc}", workdir=WORKDIR)
 try:
     submission.serve(test_csv=TEST_CSV, kaggle_data=KAGGLE_DATA)
 finally:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import polars as pl
 import pytest
+from conftest import STANDINS, free_port
 
 from aimo_submit import notebook
-from aimo_submit.competition import AIMO2
+from aimo_submit.competition import AIMO2, get_profile
 from aimo_submit.manifest import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,8 +59,13 @@ def test_template_is_thin_and_uses_only_the_runner_contract():
     imports = [line.strip() for line in code.splitlines()
                if line.strip().startswith(("import ", "from "))]
     assert [i for i in imports if "aimo_submit" in i] == [
-        "import aimo_submit", "from aimo_submit.runner import Submission"]
+        "import aimo_submit", "from aimo_submit.preflight import preflight",
+        "from aimo_submit.runner import FallbackSubmission, Submission"]
     assert "Submission.create(" in code and "submission.serve(" in code
+    # the clock starts before anything else, the preflight runs before the install
+    assert code.index("NOTEBOOK_START = time.monotonic()") < code.index("import glob")
+    assert code.index("PREFLIGHT.enforce(") < code.index('"pip", "install"')
+    assert "started=NOTEBOOK_START" in code
     assert "pip\", \"install\", \"--no-index\", \"--find-links\"" in code
 
 
@@ -172,3 +182,85 @@ def test_notebook_executes_on_cpu_and_writes_a_submission(tmp_path, monkeypatch)
         problems["id"].cast(pl.String).to_list())
     answers = df["answer"].to_list()
     assert all(isinstance(a, int) and 0 <= a <= AIMO2.max_answer for a in answers), answers
+    # the run log's first record says where the time before the first answer went
+    first = json.loads((workdir / "aimo_runlog.jsonl").read_text().splitlines()[0])
+    startup = first["startup"]
+    assert {"preflight_s", "install_s", "submission_created_s", "model_load_s",
+            "first_answer_s"} <= set(startup)
+    assert 0 <= startup["preflight_s"] <= startup["submission_created_s"]
+    assert startup["submission_created_s"] <= startup["first_answer_s"]
+    assert "from the start: preflight" in outputs and "first answer" in outputs
+    assert json.loads((workdir / "aimo_preflight.json").read_text())["problems"] == []
+
+
+def _notebook_env(tmp_path: Path, workdir: Path) -> dict[str, str]:
+    return {
+        "AIMO_SUBMIT_ROOT": str(REPO),
+        "AIMO_MODEL": TINY,
+        "AIMO_POLICY": json.dumps({"n_samples": 2, "early_stop_agree": 2}),
+        "AIMO_WORKDIR": str(workdir),
+        "AIMO_SKIP_WHEELS": "1",
+        "AIMO_KAGGLE_INPUT": str(tmp_path / "kaggle_input"),
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["aimo2", "aimo3"])
+def test_competition_rerun_built_notebook_and_gateway_as_two_processes(tmp_path, monkeypatch,
+                                                                      profile):
+    """A rerun as Kaggle runs it: the built notebook serves gRPC in one process (its serve()
+    blocks for good), the competition's gateway runs from its module's ``__main__`` in another,
+    connects over localhost, sends every hidden problem and writes result.json."""
+    entry = load_manifest(REPO / "weights_manifest.json").get(TINY)
+    if not (REPO / entry.source.path / "config.json").is_file():
+        pytest.skip("no tiny model (make tiny-model)")
+    data = STANDINS / profile
+    hidden = _tiny_problems(tmp_path, n=3)
+    workdir, gate_dir = tmp_path / "work", tmp_path / "gateway"
+    workdir.mkdir()
+    gate_dir.mkdir()
+    kernel = _kernel_for_this_interpreter(tmp_path, monkeypatch)
+    nb_path = notebook.build_notebook(TEMPLATE, tmp_path / "aimo_submit.ipynb", profile=profile)
+    wire = {"KAGGLE_EVALUATION_STANDIN_PORTS": str(free_port()),
+            "KAGGLE_EVALUATION_STANDIN_LOG": str(tmp_path / "standin.jsonl")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIMO_", "KAGGLE_"))}
+    env.update(_notebook_env(tmp_path, workdir), **wire, AIMO_PROFILE=profile,
+               AIMO_KAGGLE_DATA=str(data),
+               KAGGLE_IS_COMPETITION_RERUN="")  # set but empty: still a rerun, as on Kaggle
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+         f"--ExecutePreprocessor.kernel_name={kernel}", "--ExecutePreprocessor.timeout=-1",
+         "--output", str(tmp_path / "executed.ipynb"), str(nb_path)],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    gateway_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIMO_", "KAGGLE_"))}
+    gateway_env.update(wire, PYTHONPATH=str(data), KAGGLE_IS_COMPETITION_RERUN="1",
+                       KAGGLE_EVALUATION_STANDIN_TEST_CSV=str(hidden))
+    module = get_profile(profile).server_module.replace("inference_server", "gateway")
+    t0 = time.monotonic()
+    try:
+        gateway = subprocess.run([sys.executable, "-m", module], cwd=gate_dir, env=gateway_env,
+                                 capture_output=True, text=True, timeout=900)
+        gateway_s = time.monotonic() - t0
+        still_serving = server.poll() is None
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)  # Kaggle ends the container the same way
+        server_out = server.communicate()[0].decode(errors="replace")
+    assert gateway.returncode == 0, gateway.stderr[-3000:]
+    result = json.loads((gate_dir / "result.json").read_text())
+    assert result == {"Succeeded": True}, (result, server_out[-3000:])
+    assert still_serving, "serve() returned on a rerun: " + server_out[-3000:]
+    sub = pl.read_parquet(gate_dir / "submission.parquet")
+    hidden_ids = pl.read_csv(hidden)["id"]
+    assert sorted(sub["id"].cast(pl.String)) == sorted(hidden_ids.cast(pl.String))
+    prof = get_profile(profile)
+    assert sub["answer"].is_between(0, prof.max_answer).all()
+    records = [json.loads(line) for line in
+               (workdir / "aimo_runlog.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and "startup" in records[0]
+    assert all(not any("no submission" in f for f in r["faults"]) for r in records)
+    events = [json.loads(line) for line in (tmp_path / "standin.jsonl").read_text().splitlines()]
+    serve_pid = next(e["pid"] for e in events if e["event"] == "serve")
+    assert serve_pid != next(e["pid"] for e in events if e["event"] == "result")
+    print(f"{profile}: rerun answered {sub.height}/3 in {gateway_s:.1f} s (gateway wall time)")
