@@ -32,6 +32,7 @@ from aimo_submit.engines.base import (
     Generation,
     GenerationRequest,
     SampleEvent,
+    TokenStats,
 )
 
 _REPLACEMENT = "\ufffd"
@@ -172,6 +173,8 @@ class _Row:
         self.tokens = 0
         self.emitted = 0  # characters of detok.text already sent
         self.finished = False
+        self.confidence: list[float] = []  # TokenStats of tokens not yet sent in an event
+        self.logprob: list[float] = []
 
     def event(
         self,
@@ -185,6 +188,10 @@ class _Row:
         self.emitted = end
         if reason is not None:
             self.finished = True
+        stats = None
+        if self.confidence:
+            stats = TokenStats(tuple(self.confidence), tuple(self.logprob))
+            self.confidence, self.logprob = [], []
         return SampleEvent(
             index=self.index,
             delta=delta,
@@ -192,6 +199,7 @@ class _Row:
             finished=reason is not None,
             finish_reason=reason,
             error=error,
+            stats=stats,
         )
 
 
@@ -650,7 +658,13 @@ class TransformersEngine(Engine):
                 send(events)
                 if not active:
                     return
-                next_ids = self._sample(logits, request, [rngs[r.index] for r in active]).tolist()
+                picked = self._sample(logits, request, [rngs[r.index] for r in active])
+                if request.logprobs:
+                    conf, chosen = self._token_stats(logits, picked, request.logprobs)
+                    for r, c, lp in zip(active, conf, chosen, strict=True):
+                        r.confidence.append(c)
+                        r.logprob.append(lp)
+                next_ids = picked.tolist()
                 for r, tok in zip(active, next_ids, strict=True):
                     ev = self._step_row(r, int(tok), request, limit, control)
                     if ev is not None:
@@ -687,6 +701,18 @@ class TransformersEngine(Engine):
         index = torch.tensor(keep, device=self.device)
         cache.batch_select_indices(index)
         return [active[j] for j in keep], rows[index], events
+
+    @staticmethod
+    def _token_stats(
+        logits: torch.Tensor, picked: torch.Tensor, k: int
+    ) -> tuple[list[float], list[float]]:
+        """Per row: DeepConf confidence ``-mean(top-k log-probs)`` and the picked token's
+        log-prob, both of the raw distribution (no temperature or top-p), as vLLM reports."""
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        top = logp.topk(min(k, logp.shape[-1]), dim=-1).values
+        conf = (-top.mean(dim=-1)).tolist()
+        chosen = logp.gather(1, picked.view(-1, 1)).squeeze(1).tolist()
+        return conf, chosen
 
     @staticmethod
     def _sample(
