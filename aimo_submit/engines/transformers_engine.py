@@ -35,6 +35,12 @@ from aimo_submit.engines.base import (
     TokenStats,
 )
 
+_LOAD_LOCK = threading.Lock()
+"""transformers' from_pretrained is not thread-safe: it builds the model on the meta device by
+patching process-wide hooks, so two engines loading at once (a restart while an old load still
+runs, or two submissions in one process) can leave one model's parameters on ``meta``
+("Cannot copy out of meta tensor"). Loads take turns."""
+
 _REPLACEMENT = "\ufffd"
 
 
@@ -454,13 +460,14 @@ class TransformersEngine(Engine):
             # PyTorch's cuDNN attention builds a graph per new key length, i.e. at every decode
             # step: measured 20 vs 280 steps/s on an H100. Process-wide, but so is the GPU.
             torch.backends.cuda.enable_cudnn_sdp(False)
-        tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
         # A one-device map loads the weights straight onto the GPU (no full copy in host RAM).
         placement = {"device_map": {"": str(self.device)}} if self.device.type == "cuda" else {}
-        model = AutoModelForCausalLM.from_pretrained(
-            str(self.model_path), dtype=self.dtype, **placement
-        )
-        model.to(self.device)
+        with _LOAD_LOCK:
+            tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+            model = AutoModelForCausalLM.from_pretrained(
+                str(self.model_path), dtype=self.dtype, **placement
+            )
+            model.to(self.device)
         model.eval()
         eos: set[int] = set()
         for source in (
