@@ -603,19 +603,3 @@ def test_token_stats_equal_a_direct_computation_from_the_logits(engine: Transfor
         assert (got[:, 1] <= 0).all() and (got[:, 0] >= 0).all()
     plain = engine.generate(GenerationRequest(prompt, n=1, max_tokens=5, seed=1))
     assert all(ev.stats is None for ev in run(_collect(plain))[0])
-
-
-def test_engines_loading_at_once_all_get_real_weights(model_dir: Path) -> None:
-    """Concurrent loads (a restart while an older load runs) must not leave weights on meta."""
-
-    async def main() -> list[BaseException | None]:
-        engines = [TransformersEngine(model_dir, device="cpu", threads=1) for _ in range(3)]
-        outcome = await asyncio.gather(*(e.start() for e in engines), return_exceptions=True)
-        for eng in engines:
-            if eng._model is not None:
-                assert all(p.device.type == "cpu" for p in eng._model.parameters())
-            await eng.close()
-        return outcome
-
-    for _ in range(3):
-        assert run(main()) == [None, None, None]
