@@ -111,6 +111,35 @@ class PolicyConfig:
     """Longer statements are cut in the middle (head and tail kept). Olympiad problems are a
     few hundred characters; a megabyte would only fill the context window and stall prefill."""
 
+    # --- confidence (issue 16): signals in confidence.py; defaults change nothing --------------
+    confidence_vote: str = ""
+    """Weight each vote by this confidence signal ("mean", "lowest_group" or "tail"; "" for
+    plain votes). Weight = (1 - k*exp(-signal)) ** confidence_power, in [0, 1); a sample without
+    log-probabilities (an engine or trace without them) votes 1.0, i.e. the plain vote."""
+    confidence_power: float = 1.0
+    """Sharpness of the confidence weight (0: every weight 1)."""
+    confidence_stop_percentile: float = 0.0
+    """Online termination (DeepConf-online); 0 turns it off. Once ``confidence_warmup`` samples
+    of a problem have finished, a running sample whose group confidence falls below this
+    percentile of their lowest group confidences is cancelled and casts no vote. DeepConf's
+    conservative setting keeps 90% (10), its aggressive one 10% (90)."""
+    confidence_warmup: int = 4
+    """Finished samples of a problem that set the online-termination threshold."""
+    confidence_window: int = 2048
+    """Tokens per sliding window (group) of the group confidence; DeepConf uses 2048."""
+    confidence_tail: int = 512
+    """Tokens of the tail window before the answer (the ``tail`` signal)."""
+    confidence_topk: int = 5
+    """k: top log-probabilities per token the engine reports when confidence is used."""
+    confidence_record: bool = False
+    """Ask for log-probabilities and log every sample's signals even when no rule uses them
+    (traces for the simulator; costs engine throughput, see bench/results/confidence.md)."""
+
+    @property
+    def uses_confidence(self) -> bool:
+        """Does any rule read confidence (so the engine must report log-probabilities)?"""
+        return bool(self.confidence_vote) or self.confidence_stop_percentile > 0
+
     def __post_init__(self) -> None:
         if self.n_samples < 1:
             raise ValueError("n_samples must be >= 1")
@@ -131,6 +160,14 @@ class PolicyConfig:
                              "engine_restart_after >= 1")
         if self.max_problem_chars < 1:
             raise ValueError("max_problem_chars must be >= 1")
+        if self.confidence_vote not in ("", "mean", "lowest_group", "tail"):
+            raise ValueError("confidence_vote must be '', 'mean', 'lowest_group' or 'tail'")
+        if self.confidence_power < 0 or not 0 <= self.confidence_stop_percentile <= 100:
+            raise ValueError("need confidence_power >= 0 and 0 <= confidence_stop_percentile "
+                             "<= 100")
+        if (self.confidence_warmup < 1 or self.confidence_window < 1
+                or self.confidence_tail < 1 or self.confidence_topk < 1):
+            raise ValueError("confidence_warmup, _window, _tail and _topk must be >= 1")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:

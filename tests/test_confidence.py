@@ -1,0 +1,111 @@
+"""Confidence signals: each definition checked against a direct computation, and the weights."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from aimo_submit.confidence import (
+    ConfidenceTracker,
+    is_doomed,
+    percentile,
+    weight_of,
+)
+
+
+def _direct(cs: list[float], window: int, tail: int) -> tuple[float, float, float]:
+    mean = sum(cs) / len(cs)
+    if len(cs) >= window:
+        low = min(sum(cs[t - window:t]) / window for t in range(window, len(cs) + 1))
+    else:
+        low = mean
+    tail_c = sum(cs[-tail:]) / tail if len(cs) >= tail else mean
+    return mean, low, tail_c
+
+
+@pytest.mark.parametrize("window,tail", [(1, 1), (3, 5), (8, 2), (50, 50)])
+def test_signals_match_their_definitions_whatever_the_event_sizes(window: int, tail: int) -> None:
+    rng = random.Random(window * 31 + tail)
+    for _ in range(50):
+        cs = [rng.uniform(math.log(5), 20.0) for _ in range(rng.randint(1, 40))]
+        tracker = ConfidenceTracker(window, tail)
+        i = 0
+        while i < len(cs):  # events of 0..4 tokens, as engines send them
+            step = rng.randint(0, 4)
+            tracker.add(cs[i:i + step])
+            i += step
+        got = tracker.summary()
+        mean, low, tail_c = _direct(cs, window, tail)
+        assert got.tokens == len(cs)
+        assert got.mean == pytest.approx(mean)
+        assert got.lowest_group == pytest.approx(low)
+        assert got.tail == pytest.approx(tail_c)
+
+
+def test_long_samples_do_not_drift() -> None:
+    """10,000 tokens (past the periodic exact re-sum): still exact."""
+    rng = random.Random(3)
+    cs = [rng.choice([2.0, 1e-3, 17.5]) for _ in range(10_000)]
+    tracker = ConfidenceTracker(64, 32)
+    tracker.add(cs)
+    assert tracker.group() == pytest.approx(sum(cs[-64:]) / 64, abs=1e-9)
+    assert tracker.summary().tail == pytest.approx(sum(cs[-32:]) / 32, abs=1e-9)
+
+
+def test_no_tokens_no_signal() -> None:
+    s = ConfidenceTracker(4, 4).summary()
+    assert (s.tokens, s.mean, s.lowest_group, s.tail) == (0, None, None, None)
+
+
+def test_bad_values_are_refused() -> None:
+    with pytest.raises(ValueError):
+        ConfidenceTracker(0, 4)
+    with pytest.raises(ValueError):
+        ConfidenceTracker(4, 4).add([float("nan")])
+    with pytest.raises(ValueError):
+        ConfidenceTracker(4, 4).summary().signal("median")
+
+
+def test_lowest_group_bound_never_rises_and_holds() -> None:
+    rng = random.Random(5)
+    tracker = ConfidenceTracker(4, 4)
+    assert tracker.upper_bound("lowest_group") == math.inf  # no full window yet
+    bounds = []
+    for _ in range(40):
+        tracker.add([rng.uniform(1.6, 9.0)])
+        bounds.append(tracker.upper_bound("lowest_group"))
+        assert tracker.summary().lowest_group <= bounds[-1]
+    finite = [b for b in bounds if b != math.inf]
+    assert finite == sorted(finite, reverse=True)
+    assert tracker.upper_bound("mean") == math.inf
+
+
+def test_weight_mapping() -> None:
+    k = 5
+    assert weight_of(math.log(k), k, 1.0) == pytest.approx(0.0, abs=1e-12)  # top k all equal
+    assert weight_of(1.0, k, 1.0) == 0.0  # below the floor (rounding): clamped
+    assert weight_of(None, k, 3.0) == 1.0  # no signal: a plain vote
+    ws = [weight_of(s, k, 2.0) for s in (2.0, 4.0, 8.0, 30.0)]
+    assert ws == sorted(ws) and all(0 <= w < 1 for w in ws) and ws[-1] > 0.999
+    assert weight_of(4.0, k, 0.0) == 1.0
+
+
+def test_doomed_only_on_a_full_window_below_threshold() -> None:
+    tracker = ConfidenceTracker(3, 3)
+    tracker.add([1.0, 1.0])
+    assert not is_doomed(tracker, 5.0)  # window not full
+    tracker.add([1.0])
+    assert is_doomed(tracker, 5.0)
+    assert not is_doomed(tracker, 1.0)  # equal is not below
+    assert not is_doomed(tracker, None)
+
+
+def test_percentile() -> None:
+    assert percentile([3.0, 1.0, 2.0], 0) == 1.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([1.0, 2.0], 25) == 1.25
+    assert percentile([4.0], 90) == 4.0
+    with pytest.raises(ValueError):
+        percentile([], 10)
