@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import random
 import threading
 import time
@@ -574,3 +575,29 @@ def test_engine_close_cancels_running_generations(model_dir: Path) -> None:
             eng.generate(GenerationRequest("x"))
 
     run(main())
+
+
+def test_logprobs_cover_every_token_and_match_a_full_forward(engine: TransformersEngine) -> None:
+    """With ``logprobs=k`` every generated token gets one confidence and one chosen-token
+    log-probability, equal to what one forward pass over prompt + output gives."""
+    prompt = _prompt(engine)
+    req = GenerationRequest(prompt, n=3, max_tokens=25, temperature=1.0, seed=4, logprobs=3)
+    gen = engine.generate(req)
+    events, _ = run(_collect(gen))
+    for i in range(3):
+        conf = [c for ev in events if ev.index == i and ev.stats for c in ev.stats.confidence]
+        logp = [x for ev in events if ev.index == i and ev.stats for x in ev.stats.logprob]
+        ids = gen.output_ids[i]
+        assert len(conf) == len(logp) == len(ids)
+        full = engine.tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+        seq = torch.cat([full, torch.tensor([ids])], dim=1)
+        with torch.inference_mode():
+            lp = torch.log_softmax(engine.model(seq).logits[0].float(), dim=-1)
+        start = full.shape[1] - 1
+        for t, tok in enumerate(ids):
+            row = lp[start + t]
+            assert logp[t] == pytest.approx(row[tok].item(), abs=1e-4)
+            assert conf[t] == pytest.approx(-row.topk(3).values.mean().item(), abs=1e-4)
+            assert conf[t] >= math.log(3) - 1e-6
+    plain = GenerationRequest(prompt, n=1, max_tokens=5, seed=4)
+    assert all(ev.stats is None for ev in run(_collect(engine.generate(plain)))[0])

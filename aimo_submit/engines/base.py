@@ -40,6 +40,9 @@ class GenerationRequest:
     top_p: float = 1.0
     seed: int | None = None
     include_stop: bool = True
+    logprobs: int = 0
+    """Top-k log-probabilities per generated token (0: none). They cost decode throughput on
+    some backends, so only a policy that reads confidence asks for them."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -48,6 +51,21 @@ class GenerationRequest:
             raise ValueError(f"GenerationRequest.max_tokens must be >= 1, got {self.max_tokens}")
         if self.temperature < 0:
             raise ValueError(f"GenerationRequest.temperature must be >= 0, got {self.temperature}")
+        if self.logprobs < 0:
+            raise ValueError(f"GenerationRequest.logprobs must be >= 0, got {self.logprobs}")
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """Per-token statistics of the tokens an event covers, in generation order.
+
+    ``confidence[i]`` is ``-(1/k) * sum of the top-k log-probabilities`` at that position (see
+    ``confidence.py``); ``logprob[i]`` is the chosen token's log-probability. Small tuples per
+    event (the tokens since the previous event), so no large array is copied per token.
+    """
+
+    confidence: tuple[float, ...]
+    logprob: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,9 @@ class SampleEvent:
     finished: bool = False
     finish_reason: FinishReason | None = None
     error: str | None = None
+    stats: TokenStats | None = None
+    """Statistics of the tokens generated since the previous event, when the request asked
+    for ``logprobs`` and the backend reports them; None otherwise."""
 
 
 @dataclass

@@ -32,6 +32,7 @@ from aimo_submit.engines.base import (
     Generation,
     GenerationRequest,
     SampleEvent,
+    TokenStats,
 )
 
 _REPLACEMENT = "\ufffd"
@@ -172,6 +173,8 @@ class _Row:
         self.tokens = 0
         self.emitted = 0  # characters of detok.text already sent
         self.finished = False
+        self.conf: list[float] = []  # token stats not yet sent (logprobs requests only)
+        self.logp: list[float] = []
 
     def event(
         self,
@@ -185,6 +188,10 @@ class _Row:
         self.emitted = end
         if reason is not None:
             self.finished = True
+        stats = None
+        if self.conf:
+            stats = TokenStats(tuple(self.conf), tuple(self.logp))
+            self.conf, self.logp = [], []
         return SampleEvent(
             index=self.index,
             delta=delta,
@@ -192,6 +199,7 @@ class _Row:
             finished=reason is not None,
             finish_reason=reason,
             error=error,
+            stats=stats,
         )
 
 
@@ -650,7 +658,10 @@ class TransformersEngine(Engine):
                 send(events)
                 if not active:
                     return
-                next_ids = self._sample(logits, request, [rngs[r.index] for r in active]).tolist()
+                picked = self._sample(logits, request, [rngs[r.index] for r in active])
+                next_ids = picked.tolist()
+                if request.logprobs > 0:
+                    self._token_stats(active, logits, picked, request.logprobs)
                 for r, tok in zip(active, next_ids, strict=True):
                     ev = self._step_row(r, int(tok), request, limit, control)
                     if ev is not None:
@@ -687,6 +698,23 @@ class TransformersEngine(Engine):
         index = torch.tensor(keep, device=self.device)
         cache.batch_select_indices(index)
         return [active[j] for j in keep], rows[index], events
+
+    @staticmethod
+    def _token_stats(
+        active: list[_Row], logits: torch.Tensor, picked: torch.Tensor, k: int
+    ) -> None:
+        """Queue each row's token confidence and chosen log-probability for its next event.
+
+        From the model's own distribution (raw logits, before temperature and top-p), as vLLM
+        reports log-probabilities by default.
+        """
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        k = min(k, logp.shape[-1])
+        conf = (-logp.topk(k, dim=-1).values.mean(dim=-1)).tolist()
+        chosen = logp.gather(1, picked.view(-1, 1)).squeeze(1).tolist()
+        for r, c, lp in zip(active, conf, chosen, strict=True):
+            r.conf.append(c)
+            r.logp.append(lp)
 
     @staticmethod
     def _sample(
