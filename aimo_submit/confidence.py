@@ -1,31 +1,44 @@
 """Per-sample confidence signals from token log-probabilities, and the vote weights built on them.
 
-Pure (no I/O, no global state): the solver feeds a :class:`ConfidenceTracker` the per-token
-confidences of every event it receives, the replay engine feeds it recorded ones, and the
+Pure (no I/O, no global state): the solver feeds a :class:`SampleConfidence` the per-token
+statistics of every event it receives, the replay engine streams recorded ones, and the
 benchmark reads the same numbers, so all three judge a sample the same way.
 
-Definitions (k = the number of top log-probabilities the engine reports per token):
+Two per-token series (k = the number of top log-probabilities the engine reports per token):
 
 * **token confidence** ``C_i = -(1/k) * sum_{j=1..k} log P_i(j)``, the mean negative
   log-probability of the k most likely tokens at position i (DeepConf's definition). A peaked
   distribution (the model is sure) pushes the runners-up far down, so ``C_i`` is large; a flat
-  one keeps it near its floor ``log k`` (all k equally likely). Engines compute it; this module
-  only averages it.
-* **mean confidence** ``C_mean = (1/N) * sum_{i=1..N} C_i`` over all N generated tokens.
-* **group confidence** at token t: ``G_t = (1/w) * sum_{i=t-w+1..t} C_i``, the mean over a
-  sliding window of the last ``w`` tokens (``window``).
-* **lowest group confidence** ``C_low = min_{t >= w} G_t``: the sample's weakest stretch. A
-  sample shorter than one window has one partial group, ``C_low = C_mean``.
-* **tail confidence** ``C_tail = (1/m) * sum_{i=N-m+1..N} C_i``: the last ``m = tail`` tokens,
-  i.e. the stretch that writes the answer (a sample ends at its answer when the solver stops
-  on a completed box). Shorter samples: ``C_tail = C_mean``.
+  one keeps it near its floor ``log k`` (all k equally likely). It measures the model's
+  *distribution*, whatever token was then drawn.
+* **chosen log-probability** ``L_i = log P_i(x_i)`` of the token actually drawn. It measures
+  the *draw*: a sample that took an unlikely turn (a slip) has a low ``L_i`` there even when
+  the distribution looked like every other sample's.
 
-Vote weight (:func:`weight_of`): ``u = max(0, 1 - k * exp(-s))`` maps a signal ``s`` to
-[0, 1): ``exp(-s)`` is the geometric mean of the top-k probabilities, at most ``1/k``, so ``u``
-is 0 when the top k are equally likely and tends to 1 as the model grows sure. It needs no
-per-model scale, and its supremum is exactly 1, which is the true largest weight a sample
-still running can add (what the ``unbeatable`` early stop must assume). The weight is
-``u ** power``: ``power`` sharpens the preference for confident samples.
+Three statistics of a series ``X_1..X_N`` (N generated tokens), each a signal:
+
+* **mean** ``(1/N) * sum_{i=1..N} X_i``;
+* **lowest group** ``min_{t >= w} G_t`` with the group (sliding-window) value
+  ``G_t = (1/w) * sum_{i=t-w+1..t} X_i`` over the last ``w = window`` tokens: the sample's
+  weakest stretch. A sample shorter than one window has one partial group: its mean;
+* **tail** ``(1/m) * sum_{i=N-m+1..N} X_i`` over the last ``m = tail`` tokens, i.e. the stretch
+  that writes the answer (a sample ends at its answer when the solver stops on a completed
+  box). Shorter samples: the mean.
+
+Signal names: ``mean``, ``lowest_group``, ``tail`` (token confidence, the issue's three) and
+``logprob_mean``, ``logprob_lowest_group``, ``logprob_tail`` (chosen log-probability).
+
+Vote weight (:func:`weight_of`), in [0, 1] and scale-free, so no per-model constant is needed:
+
+* token confidence ``s``: ``(max(0, 1 - k * exp(-s))) ** power``. ``exp(-s)`` is the geometric
+  mean of the top-k probabilities, at most ``1/k``: the base is 0 when the top k are equally
+  likely and tends to 1 as the model grows sure;
+* chosen log-probability ``s`` (<= 0): ``exp(s) ** power``, the geometric-mean probability of
+  the drawn tokens.
+
+Both have supremum 1, the true largest weight a sample still running can add (what the
+``unbeatable`` early stop must assume), except that a lowest group never rises once a window
+is full (:meth:`SampleConfidence.upper_bound`). ``power`` sharpens the preference.
 
 Why hand-written: the signals are a few running sums; no library offers them streaming.
 """
@@ -38,15 +51,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "LOGPROB_SIGNALS",
     "SIGNALS",
+    "TOPK_SIGNALS",
     "ConfidenceSummary",
     "ConfidenceTracker",
+    "SampleConfidence",
     "is_doomed",
     "percentile",
     "weight_of",
 ]
 
-SIGNALS = ("mean", "lowest_group", "tail")
+TOPK_SIGNALS = ("mean", "lowest_group", "tail")
+LOGPROB_SIGNALS = ("logprob_mean", "logprob_lowest_group", "logprob_tail")
+SIGNALS = TOPK_SIGNALS + LOGPROB_SIGNALS
 """Names of the per-sample signals, as policy knobs and run-log keys spell them."""
 
 _RESUM_EVERY = 4096
@@ -55,12 +73,15 @@ _RESUM_EVERY = 4096
 
 @dataclass(frozen=True)
 class ConfidenceSummary:
-    """The signals of one sample (None when it has no scored token)."""
+    """The signals of one sample (a signal is None when its series has no token)."""
 
     tokens: int
-    mean: float | None
-    lowest_group: float | None
-    tail: float | None
+    mean: float | None = None
+    lowest_group: float | None = None
+    tail: float | None = None
+    logprob_mean: float | None = None
+    logprob_lowest_group: float | None = None
+    logprob_tail: float | None = None
 
     def signal(self, name: str) -> float | None:
         if name not in SIGNALS:
@@ -68,15 +89,22 @@ class ConfidenceSummary:
         return getattr(self, name)
 
     def to_dict(self) -> dict[str, float | int | None]:
-        def r(x: float | None) -> float | None:
-            return None if x is None else round(x, 4)
+        out: dict[str, float | int | None] = {"tokens": self.tokens}
+        for name in SIGNALS:
+            value = getattr(self, name)
+            out[name] = None if value is None else round(value, 4)
+        return out
 
-        return {"tokens": self.tokens, "mean": r(self.mean),
-                "lowest_group": r(self.lowest_group), "tail": r(self.tail)}
+    @classmethod
+    def from_dict(cls, data: dict) -> ConfidenceSummary:
+        """Inverse of ``to_dict`` (unknown keys ignored, missing signals None)."""
+        values = {name: None if data.get(name) is None else float(data[name]) for name in SIGNALS}
+        return cls(int(data.get("tokens", 0)), **values)
 
 
 class ConfidenceTracker:
-    """Streaming signals of one sample; ``add`` costs O(1) per token (amortised).
+    """Streaming mean, group, lowest group and tail of one per-token series; ``add`` costs
+    O(1) per token (amortised).
 
     Keeps the last ``max(window, tail)`` token confidences and two running window sums; the
     lowest group is updated whenever a full window slides by one token.
@@ -98,13 +126,13 @@ class ConfidenceTracker:
         self._low = math.inf
         self._since_resum = 0
 
-    def add(self, confidences: Iterable[float]) -> None:
-        """Feed the confidences of newly generated tokens, in order."""
+    def add(self, values: Iterable[float]) -> None:
+        """Feed the values of newly generated tokens, in order."""
         last, w, m = self._last, self.window, self.tail
-        for c in confidences:
+        for c in values:
             c = float(c)
             if not math.isfinite(c):
-                raise ValueError(f"token confidence must be finite, got {c!r}")
+                raise ValueError(f"per-token value must be finite, got {c!r}")
             n = len(last)
             if n >= w:
                 self._sum_win -= last[n - w]
@@ -148,37 +176,65 @@ class ConfidenceTracker:
     def tail_confidence(self) -> float | None:
         return self._sum_tail / self.tail if self._count >= self.tail else self.mean()
 
+
+
+class SampleConfidence:
+    """Both series of one sample: token confidence and chosen log-probability."""
+
+    __slots__ = ("logprob", "topk")
+
+    def __init__(self, window: int, tail: int) -> None:
+        self.topk = ConfidenceTracker(window, tail)
+        self.logprob = ConfidenceTracker(window, tail)
+
+    def add(self, confidences: Iterable[float], logprobs: Iterable[float] = ()) -> None:
+        self.topk.add(confidences)
+        self.logprob.add(logprobs)
+
+    @property
+    def tokens(self) -> int:
+        return max(self.topk.tokens, self.logprob.tokens)
+
+    def series(self, signal: str) -> ConfidenceTracker:
+        """The tracker a signal is computed from."""
+        return self.logprob if signal in LOGPROB_SIGNALS else self.topk
+
     def upper_bound(self, signal: str) -> float:
         """The largest value ``signal`` can still take however the sample continues.
 
-        Only the lowest group is monotone (a minimum never rises once a window is full);
-        the others can still go anywhere.
+        Only a lowest group is monotone (a minimum never rises once a window is full); the
+        other signals can still go anywhere.
         """
-        if signal == "lowest_group" and self.window_full:
-            return self._low
+        tracker = self.series(signal)
+        if signal.endswith("lowest_group") and tracker.window_full:
+            return tracker.lowest_group()  # type: ignore[return-value]
         return math.inf
 
     def summary(self) -> ConfidenceSummary:
-        return ConfidenceSummary(self._count, self.mean(), self.lowest_group(),
-                                 self.tail_confidence())
+        c, lp = self.topk, self.logprob
+        return ConfidenceSummary(
+            self.tokens, c.mean(), c.lowest_group(), c.tail_confidence(),
+            lp.mean(), lp.lowest_group(), lp.tail_confidence())
 
 
-def weight_of(signal: float | None, k: int, power: float) -> float:
-    """Vote weight ``(max(0, 1 - k * exp(-signal))) ** power`` (module doc); 1.0 when unknown.
+def weight_of(signal: str, value: float | None, k: int, power: float) -> float:
+    """Vote weight of a sample whose ``signal`` is ``value`` (mapping in the module doc).
 
-    A sample without a signal (its engine reported no log-probabilities) votes at full
-    weight, so a run without confidences degrades to the plain vote.
+    A sample without a value (its engine reported no log-probabilities) votes at full weight,
+    so a run without confidences degrades to the plain vote. ``value=inf`` (no bound yet)
+    gives the supremum, 1.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if power < 0:
         raise ValueError(f"power must be >= 0, got {power}")
-    if signal is None:
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown confidence signal {signal!r}; known: {SIGNALS}")
+    if value is None or power == 0 or value == math.inf:
         return 1.0
-    if math.isinf(signal) and signal > 0:
-        return 1.0
-    u = max(0.0, 1.0 - k * math.exp(-signal))
-    return u**power if power > 0 else 1.0
+    if signal in LOGPROB_SIGNALS:
+        return math.exp(power * min(0.0, value))
+    return max(0.0, 1.0 - k * math.exp(-value)) ** power
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -194,13 +250,14 @@ def percentile(values: Sequence[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def is_doomed(tracker: ConfidenceTracker, threshold: float | None) -> bool:
-    """Online termination (DeepConf-online): the sample's current group confidence, over a full
-    window, is below ``threshold`` (set from the problem's warm-up samples; None: no rule yet).
+def is_doomed(sample: SampleConfidence, signal: str, threshold: float | None) -> bool:
+    """Online termination (DeepConf-online): the current group value of ``signal``'s series,
+    over a full window, is below ``threshold`` (set from the problem's warm-up samples' lowest
+    groups; None: no threshold yet).
 
     Judged only on a full window: the first tokens of a sample alone say little.
     """
     if threshold is None:
         return False
-    group = tracker.group()
+    group = sample.series(signal).group()
     return group is not None and group < threshold

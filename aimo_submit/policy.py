@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from aimo_submit.confidence import SIGNALS
+
 
 @dataclass(frozen=True)
 class PolicyConfig:
@@ -113,9 +115,11 @@ class PolicyConfig:
 
     # --- confidence (issue 16): signals in confidence.py; defaults change nothing --------------
     confidence_vote: str = ""
-    """Weight each vote by this confidence signal ("mean", "lowest_group" or "tail"; "" for
-    plain votes). Weight = (1 - k*exp(-signal)) ** confidence_power, in [0, 1); a sample without
-    log-probabilities (an engine or trace without them) votes 1.0, i.e. the plain vote."""
+    """Weight each vote by this confidence signal (a name of ``confidence.SIGNALS``: "mean",
+    "lowest_group", "tail" of token confidence, or "logprob_..." of the chosen token's
+    log-probability; "" for plain votes). The weight is in [0, 1] (mapping in confidence.py);
+    a sample without log-probabilities (an engine or trace without them) votes 1.0, i.e. the
+    plain vote."""
     confidence_power: float = 1.0
     """Sharpness of the confidence weight (0: every weight 1)."""
     confidence_stop_percentile: float = 0.0
@@ -123,6 +127,9 @@ class PolicyConfig:
     of a problem have finished, a running sample whose group confidence falls below this
     percentile of their lowest group confidences is cancelled and casts no vote. DeepConf's
     conservative setting keeps 90% (10), its aggressive one 10% (90)."""
+    confidence_stop_signal: str = "lowest_group"
+    """The lowest-group signal online termination compares ("lowest_group" or
+    "logprob_lowest_group"): the running sample's current group against the warm-up's lowest."""
     confidence_warmup: int = 4
     """Finished samples of a problem that set the online-termination threshold."""
     confidence_window: int = 2048
@@ -160,8 +167,11 @@ class PolicyConfig:
                              "engine_restart_after >= 1")
         if self.max_problem_chars < 1:
             raise ValueError("max_problem_chars must be >= 1")
-        if self.confidence_vote not in ("", "mean", "lowest_group", "tail"):
-            raise ValueError("confidence_vote must be '', 'mean', 'lowest_group' or 'tail'")
+        if self.confidence_vote not in ("", *SIGNALS):
+            raise ValueError(f"confidence_vote must be '' or one of {SIGNALS}")
+        if self.confidence_stop_signal not in ("lowest_group", "logprob_lowest_group"):
+            raise ValueError("confidence_stop_signal must be 'lowest_group' or "
+                             "'logprob_lowest_group'")
         if self.confidence_power < 0 or not 0 <= self.confidence_stop_percentile <= 100:
             raise ValueError("need confidence_power >= 0 and 0 <= confidence_stop_percentile "
                              "<= 100")

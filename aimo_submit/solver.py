@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aimo_submit.competition import AIMO2
+from aimo_submit.confidence import SampleConfidence, is_doomed, percentile, weight_of
 from aimo_submit.engines.base import (
     Engine,
     FinishReason,
@@ -42,6 +43,8 @@ log = logging.getLogger("aimo_submit.solver")
 
 _BOX_MARKERS = ("\\boxed", "\\fbox")
 _OOM_TYPES = ("OutOfMemoryError", "MemoryError")
+_NATURAL_ENDS = ("boxed", "stop", "length")
+"""Samples that ended by themselves: only they may set the online-termination threshold."""
 
 
 def is_out_of_memory(error: BaseException | str | None) -> bool:
@@ -83,8 +86,13 @@ class SampleRecord:
     """Where the latest box opening was seen (so completion checks stay linear)."""
     segment_tokens: int = 0
     """Tokens counted so far in the current request (events report per-request totals)."""
+    confidence: SampleConfidence | None = None
+    """Streaming confidence signals (when the policy asks for log-probabilities)."""
+    weight: float | None = None
+    """The weight its vote carried (None: it cast no vote)."""
 
     def summary(self) -> dict[str, Any]:
+        conf = self.confidence
         return {
             "index": self.index,
             "answer": self.answer,
@@ -95,6 +103,9 @@ class SampleRecord:
             "code_status": self.code_status,
             "seconds": None if self.ended is None else round(self.ended - self.started, 3),
             "error": self.error,
+            # Confidence signals and vote weight, so a recorded run replays with them.
+            "confidence": conf.summary().to_dict() if conf and conf.tokens else None,
+            "weight": None if self.weight is None else round(self.weight, 6),
         }
 
 
@@ -149,6 +160,10 @@ class SolveResult:
     """One of those errors was an out-of-memory error."""
     retries: int = 0
     """Times the problem asked the engine again after every sample had failed."""
+    confidence_threshold: float | None = None
+    """Online termination's threshold, once the warm-up samples had set it."""
+    low_confidence_stops: int = 0
+    """Samples cancelled by online termination."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,6 +182,9 @@ class SolveResult:
             "engine_errors": self.engine_errors,
             "out_of_memory": self.out_of_memory,
             "retries": self.retries,
+            "confidence_threshold": None if self.confidence_threshold is None
+            else round(self.confidence_threshold, 4),
+            "low_confidence_stops": self.low_confidence_stops,
             "samples": self.samples,
         }
 
@@ -245,6 +263,12 @@ class _ProblemRun:
         self.round_size = 0
         """Samples started by the latest fresh request (the size a retry starts from)."""
         self.stop = solver.stop + ((CODE_STOP,) if solver.tir_active else ())
+        self.logprobs = (self.p.confidence_topk
+                         if self.p.uses_confidence or self.p.confidence_record else 0)
+        self.warmup: list[float] = []
+        """Lowest group confidences of the first samples that finished on their own."""
+        self.conf_threshold: float | None = None
+        self.low_confidence_stops = 0
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -269,6 +293,7 @@ class _ProblemRun:
             top_p=self.p.top_p,
             seed=seed,
             include_stop=True,
+            logprobs=self.logprobs,
         )
         self.last_engine = self.loop.time()
         try:
@@ -299,7 +324,51 @@ class _ProblemRun:
         if sample.answer is None:
             return
         weight = self.p.code_vote_weight if sample.code_ok > 0 else 1.0
+        signal = self.p.confidence_vote
+        if signal and sample.confidence is not None:
+            value = sample.confidence.summary().signal(signal)
+            weight *= weight_of(signal, value, self.p.confidence_topk, self.p.confidence_power)
+        sample.weight = weight
         self.live.votes.append((sample.answer, weight))
+
+    # -- confidence (issue 16) ---------------------------------------------------------------
+    def max_vote_weight(self, sample: SampleRecord) -> float:
+        """The true largest weight an unfinished sample can still add (for ``unbeatable``)."""
+        most = max(1.0, self.p.code_vote_weight)
+        signal = self.p.confidence_vote
+        if signal and sample.confidence is not None:
+            bound = sample.confidence.upper_bound(signal)
+            most *= weight_of(signal, bound, self.p.confidence_topk, self.p.confidence_power)
+        return most
+
+    def track_confidence(self, sample: SampleRecord, event: SampleEvent) -> None:
+        if event.stats is None or not event.stats.confidence:
+            return
+        if sample.confidence is None:
+            sample.confidence = SampleConfidence(self.p.confidence_window, self.p.confidence_tail)
+        sample.confidence.add(event.stats.confidence, event.stats.logprob)
+
+    def note_warmup(self, sample: SampleRecord) -> None:
+        """The first finished samples set the online-termination threshold (DeepConf-online)."""
+        if (self.p.confidence_stop_percentile <= 0 or self.conf_threshold is not None
+                or sample.confidence is None or sample.finish_reason not in _NATURAL_ENDS):
+            return
+        low = sample.confidence.summary().signal(self.p.confidence_stop_signal)
+        if low is None:
+            return
+        self.warmup.append(low)
+        if len(self.warmup) >= self.p.confidence_warmup:
+            self.conf_threshold = percentile(self.warmup, self.p.confidence_stop_percentile)
+
+    def maybe_terminate(self, sample: SampleRecord) -> bool:
+        """Cancel a running sample whose group confidence fell below the threshold."""
+        if sample.confidence is None or not is_doomed(
+                sample.confidence, self.p.confidence_stop_signal, self.conf_threshold):
+            return False
+        self.low_confidence_stops += 1
+        self.cancel_sample(sample.index)
+        self.finish(sample, "low-confidence", extract=False)
+        return True
 
     def note_engine_error(self, error: str) -> None:
         self.engine_errors += 1
@@ -356,6 +425,7 @@ class _ProblemRun:
         if extract and sample.answer is None:
             sample.answer = extract_answer(sample.text, self.s.modulus)
         self.vote(sample)
+        self.note_warmup(sample)
 
     def cancel_sample(self, sid: int) -> None:
         gen, j = self.owner.get(sid, (None, 0))
@@ -371,6 +441,7 @@ class _ProblemRun:
         new_tokens = max(0, event.tokens - sample.segment_tokens)
         sample.segment_tokens = max(sample.segment_tokens, event.tokens)
         sample.tokens += new_tokens
+        self.track_confidence(sample, event)
         if sample.tokens > self.budget.max_tokens and not event.finished:
             # The engine ignores the token cap: stop listening to this sample ourselves.
             self.faults.append(
@@ -389,6 +460,7 @@ class _ProblemRun:
                 if sample.finished:
                     return
         if not event.finished:
+            self.maybe_terminate(sample)
             return
         reason = event.finish_reason or FinishReason.STOP
         if reason == FinishReason.ERROR:
@@ -513,7 +585,8 @@ class _ProblemRun:
                 agree=self.p.early_stop_agree,
                 unbeatable=self.p.early_stop_unbeatable,
                 min_votes=self.p.min_votes,
-                max_weight_per_sample=max(1.0, self.p.code_vote_weight),
+                outstanding_weight=sum(self.max_vote_weight(s) for s in self.samples.values()
+                                       if not s.finished),
             )
             if decision.stop:
                 return decision.reason
@@ -625,6 +698,8 @@ class _ProblemRun:
             engine_errors=self.engine_errors,
             out_of_memory=self.out_of_memory,
             retries=self.retries,
+            confidence_threshold=self.conf_threshold,
+            low_confidence_stops=self.low_confidence_stops,
         )
 
 

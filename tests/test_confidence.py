@@ -8,7 +8,10 @@ import random
 import pytest
 
 from aimo_submit.confidence import (
+    SIGNALS,
+    ConfidenceSummary,
     ConfidenceTracker,
+    SampleConfidence,
     is_doomed,
     percentile,
     weight_of,
@@ -30,18 +33,21 @@ def test_signals_match_their_definitions_whatever_the_event_sizes(window: int, t
     rng = random.Random(window * 31 + tail)
     for _ in range(50):
         cs = [rng.uniform(math.log(5), 20.0) for _ in range(rng.randint(1, 40))]
-        tracker = ConfidenceTracker(window, tail)
+        lps = [-rng.expovariate(2.0) for _ in cs]
+        tracker = SampleConfidence(window, tail)
         i = 0
         while i < len(cs):  # events of 0..4 tokens, as engines send them
             step = rng.randint(0, 4)
-            tracker.add(cs[i:i + step])
+            tracker.add(cs[i:i + step], lps[i:i + step])
             i += step
         got = tracker.summary()
-        mean, low, tail_c = _direct(cs, window, tail)
         assert got.tokens == len(cs)
-        assert got.mean == pytest.approx(mean)
-        assert got.lowest_group == pytest.approx(low)
-        assert got.tail == pytest.approx(tail_c)
+        for prefix, series in (("", cs), ("logprob_", lps)):
+            mean, low, tail_c = _direct(series, window, tail)
+            assert got.signal(prefix + "mean") == pytest.approx(mean)
+            assert got.signal(prefix + "lowest_group") == pytest.approx(low)
+            assert got.signal(prefix + "tail") == pytest.approx(tail_c)
+        assert ConfidenceSummary.from_dict(got.to_dict()).to_dict() == got.to_dict()
 
 
 def test_long_samples_do_not_drift() -> None:
@@ -51,12 +57,12 @@ def test_long_samples_do_not_drift() -> None:
     tracker = ConfidenceTracker(64, 32)
     tracker.add(cs)
     assert tracker.group() == pytest.approx(sum(cs[-64:]) / 64, abs=1e-9)
-    assert tracker.summary().tail == pytest.approx(sum(cs[-32:]) / 32, abs=1e-9)
+    assert tracker.tail_confidence() == pytest.approx(sum(cs[-32:]) / 32, abs=1e-9)
 
 
 def test_no_tokens_no_signal() -> None:
-    s = ConfidenceTracker(4, 4).summary()
-    assert (s.tokens, s.mean, s.lowest_group, s.tail) == (0, None, None, None)
+    s = SampleConfidence(4, 4).summary()
+    assert s.tokens == 0 and all(s.signal(name) is None for name in SIGNALS)
 
 
 def test_bad_values_are_refused() -> None:
@@ -65,41 +71,51 @@ def test_bad_values_are_refused() -> None:
     with pytest.raises(ValueError):
         ConfidenceTracker(4, 4).add([float("nan")])
     with pytest.raises(ValueError):
-        ConfidenceTracker(4, 4).summary().signal("median")
+        SampleConfidence(4, 4).summary().signal("median")
 
 
 def test_lowest_group_bound_never_rises_and_holds() -> None:
     rng = random.Random(5)
-    tracker = ConfidenceTracker(4, 4)
-    assert tracker.upper_bound("lowest_group") == math.inf  # no full window yet
+    tracker = SampleConfidence(4, 4)
+    for name in ("lowest_group", "logprob_lowest_group"):
+        assert tracker.upper_bound(name) == math.inf  # no full window yet
     bounds = []
     for _ in range(40):
-        tracker.add([rng.uniform(1.6, 9.0)])
-        bounds.append(tracker.upper_bound("lowest_group"))
-        assert tracker.summary().lowest_group <= bounds[-1]
+        tracker.add([rng.uniform(1.6, 9.0)], [-rng.expovariate(1.0)])
+        bounds.append(tracker.upper_bound("logprob_lowest_group"))
+        assert tracker.summary().logprob_lowest_group <= bounds[-1]
+        assert tracker.summary().lowest_group <= tracker.upper_bound("lowest_group")
     finite = [b for b in bounds if b != math.inf]
-    assert finite == sorted(finite, reverse=True)
-    assert tracker.upper_bound("mean") == math.inf
+    assert finite == sorted(finite, reverse=True) and len(finite) == 37
+    assert tracker.upper_bound("mean") == tracker.upper_bound("logprob_tail") == math.inf
 
 
 def test_weight_mapping() -> None:
     k = 5
-    assert weight_of(math.log(k), k, 1.0) == pytest.approx(0.0, abs=1e-12)  # top k all equal
-    assert weight_of(1.0, k, 1.0) == 0.0  # below the floor (rounding): clamped
-    assert weight_of(None, k, 3.0) == 1.0  # no signal: a plain vote
-    ws = [weight_of(s, k, 2.0) for s in (2.0, 4.0, 8.0, 30.0)]
+    assert weight_of("mean", math.log(k), k, 1.0) == pytest.approx(0.0, abs=1e-12)  # flat top k
+    assert weight_of("tail", 1.0, k, 1.0) == 0.0  # below the floor (rounding): clamped
+    assert weight_of("mean", None, k, 3.0) == 1.0  # no signal: a plain vote
+    assert weight_of("lowest_group", math.inf, k, 3.0) == 1.0  # no bound yet: the supremum
+    ws = [weight_of("lowest_group", s, k, 2.0) for s in (2.0, 4.0, 8.0, 30.0)]
     assert ws == sorted(ws) and all(0 <= w < 1 for w in ws) and ws[-1] > 0.999
-    assert weight_of(4.0, k, 0.0) == 1.0
+    assert weight_of("mean", 4.0, k, 0.0) == 1.0
+    # chosen log-probability: the geometric-mean probability of the drawn tokens, to a power
+    assert weight_of("logprob_mean", math.log(0.5), k, 2.0) == pytest.approx(0.25)
+    assert weight_of("logprob_tail", 0.0, k, 2.0) == 1.0
+    with pytest.raises(ValueError):
+        weight_of("median", 1.0, k, 1.0)
 
 
 def test_doomed_only_on_a_full_window_below_threshold() -> None:
-    tracker = ConfidenceTracker(3, 3)
-    tracker.add([1.0, 1.0])
-    assert not is_doomed(tracker, 5.0)  # window not full
-    tracker.add([1.0])
-    assert is_doomed(tracker, 5.0)
-    assert not is_doomed(tracker, 1.0)  # equal is not below
-    assert not is_doomed(tracker, None)
+    tracker = SampleConfidence(3, 3)
+    tracker.add([1.0, 1.0], [-2.0, -2.0])
+    assert not is_doomed(tracker, "lowest_group", 5.0)  # window not full
+    tracker.add([1.0], [-2.0])
+    assert is_doomed(tracker, "lowest_group", 5.0)
+    assert not is_doomed(tracker, "lowest_group", 1.0)  # equal is not below
+    assert not is_doomed(tracker, "lowest_group", None)
+    assert is_doomed(tracker, "logprob_lowest_group", -1.0)
+    assert not is_doomed(tracker, "logprob_lowest_group", -3.0)
 
 
 def test_percentile() -> None:
