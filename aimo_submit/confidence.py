@@ -54,6 +54,7 @@ __all__ = [
     "LOGPROB_SIGNALS",
     "SIGNALS",
     "TOPK_SIGNALS",
+    "ConfidenceBlocks",
     "ConfidenceSummary",
     "ConfidenceTracker",
     "SampleConfidence",
@@ -178,18 +179,88 @@ class ConfidenceTracker:
 
 
 
+@dataclass(frozen=True)
+class ConfidenceBlocks:
+    """Both series of a sample, recorded as means over consecutive blocks of ``size`` tokens
+    (the last block may be shorter; ``tokens`` says where it ends).
+
+    What the run log and trace files keep so a recorded run replays with its confidences:
+    a per-token record of a 30k-token sample is too big, and block means keep every group
+    value exact at block boundaries (windows a multiple of ``size``).
+    """
+
+    size: int
+    tokens: int
+    topk: tuple[float, ...]
+    logprob: tuple[float, ...]
+
+    def values(self, series: str, start: int, end: int) -> tuple[float, ...]:
+        """Per-token values of tokens ``start..end-1``: each token gets its block's mean."""
+        blocks = self.topk if series == "topk" else self.logprob
+        if not blocks:
+            return ()
+        end = min(end, self.tokens)
+        return tuple(blocks[min(i // self.size, len(blocks) - 1)] for i in range(start, end))
+
+    def to_dict(self) -> dict:
+        return {"size": self.size, "tokens": self.tokens,
+                "topk": [round(x, 3) for x in self.topk],
+                "logprob": [round(x, 3) for x in self.logprob]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ConfidenceBlocks:
+        size, tokens = int(data["size"]), int(data["tokens"])
+        topk = tuple(float(x) for x in data.get("topk") or ())
+        logprob = tuple(float(x) for x in data.get("logprob") or ())
+        if size < 1 or tokens < 0 or any(not math.isfinite(x) for x in topk + logprob):
+            raise ValueError(f"bad confidence blocks: size {size}, tokens {tokens}")
+        return cls(size, tokens, topk, logprob)
+
+
+class _BlockMeans:
+    """Running means over consecutive blocks of a series (O(1) per token)."""
+
+    __slots__ = ("count", "done", "size", "sum")
+
+    def __init__(self, size: int) -> None:
+        self.size, self.done, self.sum, self.count = size, [], 0.0, 0
+
+    def add(self, values: Iterable[float]) -> None:
+        for v in values:
+            self.sum += v
+            self.count += 1
+            if self.count == self.size:
+                self.done.append(self.sum / self.size)
+                self.sum, self.count = 0.0, 0
+
+    def means(self) -> tuple[float, ...]:
+        tail = (self.sum / self.count,) if self.count else ()
+        return (*self.done, *tail)
+
+
 class SampleConfidence:
-    """Both series of one sample: token confidence and chosen log-probability."""
+    """Both series of one sample: token confidence and chosen log-probability, streamed into
+    signal trackers and into block means for the record."""
 
-    __slots__ = ("logprob", "topk")
+    __slots__ = ("_blocks", "logprob", "topk")
 
-    def __init__(self, window: int, tail: int) -> None:
+    def __init__(self, window: int, tail: int, block: int = 64) -> None:
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block}")
         self.topk = ConfidenceTracker(window, tail)
         self.logprob = ConfidenceTracker(window, tail)
+        self._blocks = (_BlockMeans(block), _BlockMeans(block))
 
     def add(self, confidences: Iterable[float], logprobs: Iterable[float] = ()) -> None:
+        confidences, logprobs = tuple(confidences), tuple(logprobs)
         self.topk.add(confidences)
         self.logprob.add(logprobs)
+        self._blocks[0].add(confidences)
+        self._blocks[1].add(logprobs)
+
+    def blocks(self) -> ConfidenceBlocks:
+        return ConfidenceBlocks(self._blocks[0].size, self.tokens, self._blocks[0].means(),
+                                self._blocks[1].means())
 
     @property
     def tokens(self) -> int:

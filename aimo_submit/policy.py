@@ -136,6 +136,9 @@ class PolicyConfig:
     """Tokens per sliding window (group) of the group confidence; DeepConf uses 2048."""
     confidence_tail: int = 512
     """Tokens of the tail window before the answer (the ``tail`` signal)."""
+    confidence_block: int = 64
+    """Tokens per block of the recorded series (run log, traces): block means replay exactly
+    at block boundaries; 64 keeps a 12k-token sample to 192 numbers per series."""
     confidence_topk: int = 5
     """k: top log-probabilities per token the engine reports when confidence is used."""
     confidence_record: bool = False
@@ -176,8 +179,9 @@ class PolicyConfig:
             raise ValueError("need confidence_power >= 0 and 0 <= confidence_stop_percentile "
                              "<= 100")
         if (self.confidence_warmup < 1 or self.confidence_window < 1
-                or self.confidence_tail < 1 or self.confidence_topk < 1):
-            raise ValueError("confidence_warmup, _window, _tail and _topk must be >= 1")
+                or self.confidence_tail < 1 or self.confidence_topk < 1
+                or self.confidence_block < 1):
+            raise ValueError("confidence_warmup, _window, _tail, _topk and _block must be >= 1")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:

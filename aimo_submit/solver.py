@@ -104,7 +104,8 @@ class SampleRecord:
             "seconds": None if self.ended is None else round(self.ended - self.started, 3),
             "error": self.error,
             # Confidence signals and vote weight, so a recorded run replays with them.
-            "confidence": conf.summary().to_dict() if conf and conf.tokens else None,
+            "confidence": ({**conf.summary().to_dict(), "blocks": conf.blocks().to_dict()}
+                           if conf and conf.tokens else None),
             "weight": None if self.weight is None else round(self.weight, 6),
         }
 
@@ -345,7 +346,8 @@ class _ProblemRun:
         if event.stats is None or not event.stats.confidence:
             return
         if sample.confidence is None:
-            sample.confidence = SampleConfidence(self.p.confidence_window, self.p.confidence_tail)
+            sample.confidence = SampleConfidence(self.p.confidence_window, self.p.confidence_tail,
+                                                 self.p.confidence_block)
         sample.confidence.add(event.stats.confidence, event.stats.logprob)
 
     def note_warmup(self, sample: SampleRecord) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from aimo_submit.confidence import (
     SIGNALS,
+    ConfidenceBlocks,
     ConfidenceSummary,
     ConfidenceTracker,
     SampleConfidence,
@@ -125,3 +126,27 @@ def test_percentile() -> None:
     assert percentile([4.0], 90) == 4.0
     with pytest.raises(ValueError):
         percentile([], 10)
+
+
+def test_blocks_record_the_series_and_replay_group_values_at_block_boundaries() -> None:
+    rng = random.Random(9)
+    cs = [rng.uniform(2.0, 12.0) for _ in range(37)]
+    lps = [-rng.expovariate(1.0) for _ in cs]
+    live = SampleConfidence(8, 8, block=4)
+    live.add(cs[:10], lps[:10])
+    live.add(cs[10:], lps[10:])
+    blocks = ConfidenceBlocks.from_dict(live.blocks().to_dict())
+    assert blocks.tokens == 37 and len(blocks.topk) == 10  # nine full blocks and one of 1
+    assert blocks.topk[-1] == pytest.approx(cs[-1], abs=1e-3)
+    replayed = SampleConfidence(8, 8, block=4)
+    for start in range(0, 37, 5):
+        end = start + 5
+        replayed.add(blocks.values("topk", start, end), blocks.values("logprob", start, end))
+    assert replayed.tokens == 37
+    # a window of two whole blocks ending on a block boundary is exact
+    assert sum(blocks.values("topk", 24, 32)) / 8 == pytest.approx(sum(cs[24:32]) / 8, abs=1e-3)
+    got, want = replayed.summary(), live.summary()
+    assert got.mean == pytest.approx(want.mean, abs=1e-3)
+    assert got.logprob_mean == pytest.approx(want.logprob_mean, abs=1e-3)
+    with pytest.raises(ValueError):
+        ConfidenceBlocks.from_dict({"size": 0, "tokens": 3})
