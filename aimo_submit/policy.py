@@ -132,6 +132,10 @@ class PolicyConfig:
     "logprob_lowest_group"): the running sample's current group against the warm-up's lowest."""
     confidence_warmup: int = 4
     """Finished samples of a problem that set the online-termination threshold."""
+    confidence_staged: bool = False
+    """Start only the warm-up samples, and the rest once they have finished (DeepConf's
+    separate warm-up). Costs the warm-up's latency; without it all samples start together and
+    the first to finish set the threshold, which saves nothing when samples are equally long."""
     confidence_window: int = 2048
     """Tokens per sliding window (group) of the group confidence; DeepConf uses 2048."""
     confidence_tail: int = 512

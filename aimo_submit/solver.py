@@ -270,6 +270,8 @@ class _ProblemRun:
         """Lowest group confidences of the first samples that finished on their own."""
         self.conf_threshold: float | None = None
         self.low_confidence_stops = 0
+        self.held_back: list[int] = []
+        """Samples not started yet: they wait for the warm-up (``confidence_staged``)."""
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -362,6 +364,21 @@ class _ProblemRun:
         if len(self.warmup) >= self.p.confidence_warmup:
             self.conf_threshold = percentile(self.warmup, self.p.confidence_stop_percentile)
 
+    def release_held_back(self) -> None:
+        """Start the held-back samples once the threshold is set or the warm-up has ended."""
+        if not self.held_back:
+            return
+        started = [s for s in self.samples.values() if s.index not in self.held_back]
+        if self.conf_threshold is None and any(not s.finished for s in started):
+            return
+        ids, self.held_back = self.held_back, []
+        now = self.loop.time()
+        if now >= self.stop_at:
+            return  # no time: they end as cancelled at shutdown
+        for sid in ids:
+            self.samples[sid].started = now
+        self.start_generation(self.prompt, ids, self.budget.max_tokens)
+
     def maybe_terminate(self, sample: SampleRecord) -> bool:
         """Cancel a running sample whose group confidence fell below the threshold."""
         if sample.confidence is None or not is_doomed(
@@ -428,6 +445,7 @@ class _ProblemRun:
             sample.answer = extract_answer(sample.text, self.s.modulus)
         self.vote(sample)
         self.note_warmup(sample)
+        self.release_held_back()
 
     def cancel_sample(self, sid: int) -> None:
         gen, j = self.owner.get(sid, (None, 0))
@@ -564,7 +582,11 @@ class _ProblemRun:
             else:
                 self.prompt = self.s.build_prompt(self.problem)
                 self.round_size = n
-                self.start_generation(self.prompt, list(range(n)), b.max_tokens)
+                first = n
+                if self.p.confidence_staged and self.p.confidence_stop_percentile > 0:
+                    first = min(n, self.p.confidence_warmup)
+                    self.held_back = list(range(first, n))
+                self.start_generation(self.prompt, list(range(first)), b.max_tokens)
                 stop_reason = await self.loop_events()
         except asyncio.CancelledError:
             await self.shutdown()
