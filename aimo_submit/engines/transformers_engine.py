@@ -173,8 +173,8 @@ class _Row:
         self.tokens = 0
         self.emitted = 0  # characters of detok.text already sent
         self.finished = False
-        self.conf: list[float] = []  # token stats not yet sent (logprobs requests only)
-        self.logp: list[float] = []
+        self.confidence: list[float] = []  # TokenStats of tokens not yet sent in an event
+        self.logprob: list[float] = []
 
     def event(
         self,
@@ -189,9 +189,9 @@ class _Row:
         if reason is not None:
             self.finished = True
         stats = None
-        if self.conf:
-            stats = TokenStats(tuple(self.conf), tuple(self.logp))
-            self.conf, self.logp = [], []
+        if self.confidence:
+            stats = TokenStats(tuple(self.confidence), tuple(self.logprob))
+            self.confidence, self.logprob = [], []
         return SampleEvent(
             index=self.index,
             delta=delta,
@@ -659,9 +659,12 @@ class TransformersEngine(Engine):
                 if not active:
                     return
                 picked = self._sample(logits, request, [rngs[r.index] for r in active])
+                if request.logprobs:
+                    conf, chosen = self._token_stats(logits, picked, request.logprobs)
+                    for r, c, lp in zip(active, conf, chosen, strict=True):
+                        r.confidence.append(c)
+                        r.logprob.append(lp)
                 next_ids = picked.tolist()
-                if request.logprobs > 0:
-                    self._token_stats(active, logits, picked, request.logprobs)
                 for r, tok in zip(active, next_ids, strict=True):
                     ev = self._step_row(r, int(tok), request, limit, control)
                     if ev is not None:
@@ -701,20 +704,15 @@ class TransformersEngine(Engine):
 
     @staticmethod
     def _token_stats(
-        active: list[_Row], logits: torch.Tensor, picked: torch.Tensor, k: int
-    ) -> None:
-        """Queue each row's token confidence and chosen log-probability for its next event.
-
-        From the model's own distribution (raw logits, before temperature and top-p), as vLLM
-        reports log-probabilities by default.
-        """
+        logits: torch.Tensor, picked: torch.Tensor, k: int
+    ) -> tuple[list[float], list[float]]:
+        """Per row: DeepConf confidence ``-mean(top-k log-probs)`` and the picked token's
+        log-prob, both of the raw distribution (no temperature or top-p), as vLLM reports."""
         logp = torch.log_softmax(logits.float(), dim=-1)
-        k = min(k, logp.shape[-1])
-        conf = (-logp.topk(k, dim=-1).values.mean(dim=-1)).tolist()
+        top = logp.topk(min(k, logp.shape[-1]), dim=-1).values
+        conf = (-top.mean(dim=-1)).tolist()
         chosen = logp.gather(1, picked.view(-1, 1)).squeeze(1).tolist()
-        for r, c, lp in zip(active, conf, chosen, strict=True):
-            r.conf.append(c)
-            r.logp.append(lp)
+        return conf, chosen
 
     @staticmethod
     def _sample(
