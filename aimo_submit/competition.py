@@ -28,6 +28,9 @@ class CompetitionProfile:
     server_class: str
     competition_slug: str
     """Folder name under ``/kaggle/input`` where the competition data is mounted."""
+    default_model: str | None = None
+    """Manifest entry the notebook runs unless told otherwise (None: the manifest's Kaggle
+    default)."""
 
     @property
     def max_answer(self) -> int:
@@ -66,8 +69,10 @@ AIMO2 = CompetitionProfile(
 )
 
 AIMO3 = CompetitionProfile(
-    # Public write-ups: 50 problems, 5 h on one H100 80 GB, answers are 5-digit (0..99999).
-    # Server module/class names follow the AIMO2 pattern (not checked against the real package).
+    # Public write-ups: 50 problems, 5 h on one H100 80 GB, answers are 5-digit (0..99999); the
+    # private leaderboard runs the notebook twice (README). Server module/class as in the public
+    # AIMO3 notebooks (kaggle_evaluation.aimo_3_inference_server.AIMO3InferenceServer); the
+    # top solutions ran gpt-oss-120b (harmony format, python tool) under vLLM.
     name="aimo3",
     answer_modulus=100000,
     n_problems=50,
@@ -80,6 +85,7 @@ AIMO3 = CompetitionProfile(
     server_module="kaggle_evaluation.aimo_3_inference_server",
     server_class="AIMO3InferenceServer",
     competition_slug="ai-mathematical-olympiad-progress-prize-3",
+    default_model="gpt-oss-120b",
 )
 
 PROFILES: dict[str, CompetitionProfile] = {p.name: p for p in (AIMO2, AIMO3)}

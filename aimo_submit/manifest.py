@@ -28,7 +28,7 @@ KAGGLE_INPUT = Path("/kaggle/input")
 SCHEMA_VERSION = 1
 
 SOURCE_KINDS = ("package", "kaggle_model", "kaggle_dataset")
-FORMATS = ("AWQ", "FP8", "bf16", "fp16", "fp32")
+FORMATS = ("AWQ", "FP8", "MXFP4", "bf16", "fp16", "fp32")
 ENGINES = ("transformers", "vllm")
 MODEL_MARKER = "config.json"
 """A folder counts as a model folder when it holds this file (every HF checkpoint does)."""
@@ -44,7 +44,9 @@ ENGINE_SETTINGS: dict[str, dict[str, tuple[type, ...]]] = {
         "threads": (int, _NONE),
     },
     # vllm.LLM keyword arguments, plus data_parallel_size: how many engine replicas to run
-    # (tensor_parallel_size * data_parallel_size GPUs in all).
+    # (tensor_parallel_size * data_parallel_size GPUs in all), and the VLLMSettings fields
+    # stream_interval, extra (more engine arguments, e.g. async_scheduling) and sampling_extra
+    # (more SamplingParams, e.g. skip_special_tokens).
     "vllm": {
         "tensor_parallel_size": (int,),
         "data_parallel_size": (int,),
@@ -57,6 +59,9 @@ ENGINE_SETTINGS: dict[str, dict[str, tuple[type, ...]]] = {
         "enable_prefix_caching": (bool,),
         "dtype": (str,),
         "seed": (int, _NONE),
+        "stream_interval": (int,),
+        "extra": (dict,),
+        "sampling_extra": (dict,),
     },
 }
 REQUIRED_ENGINE_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -306,6 +311,13 @@ class ModelEntry:
     def tir_prompt_style(self) -> str | None:
         return self.prompt_styles.get("tir")
 
+    @property
+    def prompt_format(self) -> str:
+        """``chat`` or ``harmony`` (the same for both styles; checked when parsed)."""
+        from aimo_submit.prompts import prompt_format
+
+        return prompt_format(self.prompt_style)
+
     @classmethod
     def from_dict(cls, data: Any, index: int = 0) -> ModelEntry:
         """Parse one entry; every error names the entry and the field."""
@@ -328,12 +340,16 @@ class ModelEntry:
         tir = _take(styles, "tir", (str, _NONE), name, "prompt_styles.", default=None)
         if tir is not None:
             prompt_styles["tir"] = tir
-        from aimo_submit.prompts import PROMPT_STYLES
+        from aimo_submit.prompts import HARMONY, PROMPT_STYLES, prompt_format
 
         for key, style in prompt_styles.items():
             if style not in PROMPT_STYLES:
                 raise ManifestError(f"{_where(name, 'prompt_styles.' + key)} names unknown prompt"
                                     f" style {style!r}; known: {sorted(PROMPT_STYLES)}")
+        formats = {prompt_format(style) for style in prompt_styles.values()}
+        if len(formats) > 1:
+            raise ManifestError(f"{_where(name, 'prompt_styles')} mixes prompt formats "
+                                f"{sorted(formats)}: a model speaks one")
 
         stop_raw = _take(data, "stop", (list,), name)
         stop = tuple(_check_type(s, (str,), name, f"stop[{i}]") for i, s in enumerate(stop_raw))
@@ -343,6 +359,13 @@ class ModelEntry:
         engine = _choice(_take(data, "engine", (str,), name), ENGINES, name, "engine")
         settings = _parse_engine_settings(_take(data, "engine_settings", (dict,), name), engine,
                                           name)
+        if (HARMONY in formats and engine == "vllm"
+                and settings.get("sampling_extra", {}).get("skip_special_tokens") is not False):
+            raise ManifestError(
+                f"{_where(name, 'engine_settings.sampling_extra')} must set skip_special_tokens "
+                "to false: the harmony parser reads the special tokens (<|channel|>, "
+                "<|message|>, <|call|>, ...) in the generated text"
+            )
         max_tokens = _take(data, "max_tokens", (int,), name)
         if not 1 <= max_tokens < max_context:
             raise ManifestError(f"{_where(name, 'max_tokens')} must be in 1..max_context-1 "

@@ -40,12 +40,15 @@ KERNEL = {
 }
 """Fixed kernel settings. The slug must be the title lowercased with dashes (a Kaggle rule)."""
 MACHINE_SHAPES = {"aimo2": "NvidiaL4", "aimo3": "NvidiaH100"}
-"""``machine_shape`` per profile: ``NvidiaL4`` is Kaggle's 4x L4 shape (``NvidiaL4X1`` is one)."""
+"""``machine_shape`` per profile: ``NvidiaL4`` is Kaggle's 4x L4 shape (``NvidiaL4X1`` is one);
+``NvidiaH100`` is the name public AIMO3 kernel-metadata files use (UNVERIFIED here: no Kaggle
+access; check it on the first ``kaggle kernels push``)."""
 LIB_DATASET = "aimo-submit-lib"
 WHEELS_DATASET = "aimo-submit-wheels"
 
 _MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 _DEFAULT_MODEL_LINE = re.compile(r'^DEFAULT_MODEL = "[^"]*"$', re.MULTILINE)
+_DEFAULT_PROFILE_LINE = re.compile(r'^DEFAULT_PROFILE = "[^"]*"$', re.MULTILINE)
 
 
 class NotebookError(ValueError):
@@ -93,13 +96,19 @@ def _uncomment(line: str) -> str:
     return ""
 
 
-def render_template(source: str, default_model: str | None = None) -> str:
-    """The template text, with ``DEFAULT_MODEL = "..."`` replaced when a model is given."""
-    if default_model is None:
-        return source
-    if not _DEFAULT_MODEL_LINE.search(source):
-        raise NotebookError('the template has no line DEFAULT_MODEL = "..." to set the model in')
-    return _DEFAULT_MODEL_LINE.sub(f"DEFAULT_MODEL = {json.dumps(default_model)}", source, 1)
+def render_template(
+    source: str, default_model: str | None = None, default_profile: str | None = None
+) -> str:
+    """The template text, with ``DEFAULT_MODEL = "..."`` and ``DEFAULT_PROFILE = "..."``
+    replaced by those given."""
+    for value, line, name in ((default_model, _DEFAULT_MODEL_LINE, "DEFAULT_MODEL"),
+                              (default_profile, _DEFAULT_PROFILE_LINE, "DEFAULT_PROFILE")):
+        if value is None:
+            continue
+        if not line.search(source):
+            raise NotebookError(f'the template has no line {name} = "..." to set it in')
+        source = line.sub(f"{name} = {json.dumps(value)}", source, 1)
+    return source
 
 
 def build_notebook(
@@ -112,7 +121,8 @@ def build_notebook(
     """Write ``out_ipynb`` from ``template``; deterministic (cell ids by position), validated."""
     import nbformat
 
-    source = render_template(Path(template).read_text(encoding="utf-8"), default_model)
+    source = render_template(Path(template).read_text(encoding="utf-8"), default_model,
+                             get_profile(profile).name)
     nb = nbformat.v4.new_notebook()
     for i, (kind, text) in enumerate(split_cells(source)):
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
@@ -214,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         user = kaggle_username(args.kaggle_user)
         manifest = load_manifest(args.manifest)
-        model = manifest.get(args.model) if args.model else manifest.default("kaggle")
+        name = args.model or get_profile(args.profile).default_model
+        model = manifest.get(name) if name else manifest.default("kaggle")
         nb = build_notebook(args.template, args.out, default_model=model.name,
                             profile=args.profile)
         code_file = os.path.relpath(nb, args.metadata.parent)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aimo_submit
 from aimo_submit.competition import get_profile
+from aimo_submit.harmony import VOCAB_DIR, VOCAB_FILE, find_vocab
 from aimo_submit.manifest import MANIFEST_FILENAME, ManifestError, load_manifest, package_root
 from aimo_submit.notebook import (
     KERNEL,
@@ -58,7 +59,9 @@ DATASETS = {
         "title": "aimo-submit library",
         "subtitle": "The aimo_submit package, its tiny model and the weights manifest",
         "description": "Library for the aimo-submit notebook: put this folder on sys.path. "
-        "Built by 'make package' from the aimo-submit repository; license as stated there.",
+        "Built by 'make package' from the aimo-submit repository; license as stated there. "
+        f"{VOCAB_DIR}/{VOCAB_FILE} is OpenAI's tiktoken vocabulary (MIT licence), which "
+        "openai-harmony needs offline for gpt-oss.",
         "licenses": [{"name": "other"}],
     },
     WHEELS_DATASET: {
@@ -179,7 +182,8 @@ def build_package(
 
     ``wheels=False`` skips the download (tests, or when the wheels dataset is already up);
     the notebook still attaches the wheels dataset when requirements-gpu.txt exists.
-    ``model`` picks the notebook's default model (the manifest's Kaggle default otherwise).
+    ``model`` picks the notebook's default model (else the profile's default model, else the
+    manifest's Kaggle default).
     """
     root = Path(root) if root is not None else package_root()
     out = Path(out_dir)
@@ -188,13 +192,25 @@ def build_package(
     try:
         user = kaggle_username(kaggle_user)
         manifest = load_manifest(root / MANIFEST_FILENAME)
+        prof = get_profile(profile)
+        model = model or prof.default_model
         entry = manifest.get(model) if model else manifest.default("kaggle")
-    except (NotebookError, ManifestError) as exc:
+    except (NotebookError, ManifestError, KeyError) as exc:
         raise PackagingError(str(exc)) from exc
-    prof = get_profile(profile)
     result = PackageResult(out, out / LIB_DATASET, username=user, model=entry.name)
 
     build_lib(root, result.lib_dir, user)
+    vocab = find_vocab()
+    if vocab is not None:
+        (result.lib_dir / VOCAB_DIR).mkdir()
+        shutil.copyfile(vocab, result.lib_dir / VOCAB_DIR / VOCAB_FILE)
+    elif entry.prompt_format == "harmony":
+        raise PackagingError(f"{VOCAB_FILE} not found: {entry.name} speaks harmony and "
+                             "openai-harmony cannot download it on Kaggle; install "
+                             "requirements.txt (its litellm wheel carries the file)")
+    else:
+        result.notes.append(f"{VOCAB_FILE} not found: the library dataset cannot run harmony "
+                            "models (gpt-oss)")
 
     has_gpu_req = (root / GPU_REQUIREMENTS).is_file()
     wheels_dir = out / WHEELS_DATASET
@@ -270,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--kaggle-user", default=None,
                     help="your Kaggle user name (default $KAGGLE_USERNAME)")
     ap.add_argument("--model", default=None,
-                    help="the notebook's model (default: the manifest's Kaggle default)")
+                    help="the notebook's model (default: the profile's, else the manifest's "
+                    "Kaggle default)")
     ap.add_argument("--profile", default="aimo2")
     ap.add_argument("--no-wheels", action="store_true", help="skip pip download of GPU wheels")
     ap.add_argument("--python-version", default=WHEEL_TARGET["python_version"],

@@ -22,7 +22,11 @@ class PolicyConfig:
     """Distilled R1 models are tuned for T~0.6-1.0; diversity is what makes voting work."""
     top_p: float = 0.95
     seed: int | None = 0
-    """Base seed (sample i uses seed + i); None for non-reproducible sampling."""
+    """Base seed (sample i uses seed + i; continuations after a tool call draw their own from
+    it); None for non-reproducible sampling. AIMO3's private leaderboard runs the notebook twice
+    and scores both runs (README): the same seed does not make the runs equal, since vLLM's
+    batches differ with timing, and the expected score does not depend on it; set it per
+    submission (``AIMO_POLICY='{"seed": 7}'``) to reproduce or to vary a rehearsal."""
     stop_on_boxed: bool = True
     """End a sample as soon as it writes a complete ``\\boxed{}``: its answer is known."""
 

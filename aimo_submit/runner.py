@@ -238,6 +238,7 @@ class Submission:
             from aimo_submit.sandbox import Sandbox
 
             sandbox = Sandbox(workers=policy.code_workers, timeout_s=policy.code_timeout_s)
+        _prepare_prompt_format(spec)
         engine = create_engine(spec.engine, spec.path, spec.engine_settings)
         return cls(
             engine,
@@ -535,6 +536,24 @@ class Submission:
             except Exception as exc:
                 log.warning("sandbox close failed: %r", exc)
         self._loop.stop()
+
+
+def _prepare_prompt_format(spec: ModelSpec) -> None:
+    """Harmony models: find the tokenizer vocabulary now, before the engine starts.
+
+    Exporting its folder before vLLM starts lets every process load it offline; a missing file
+    is logged loudly at start-up (each problem then answers with the fallback and says why).
+    """
+    from aimo_submit.prompts import HARMONY, prompt_format
+
+    if prompt_format(spec.prompt_style) != HARMONY:
+        return
+    from aimo_submit.harmony import HarmonyUnavailable, ensure_vocab
+
+    try:
+        log.info("harmony vocabulary in %s", ensure_vocab())
+    except HarmonyUnavailable as exc:
+        log.error("%s", exc)
 
 
 def spec_from_entry(entry: Any, path: Path) -> ModelSpec:

@@ -9,7 +9,16 @@ Flow: one generation of ``n`` samples is started; events from it (and from any c
 generations of tool-integrated reasoning) are merged through one queue. A sample that writes a
 complete ``\\boxed{}`` is done at once (when ``stop_on_boxed``); one that stops at ``CODE_STOP``
 has its last Python block run in the sandbox and is continued as a new single-sample request;
-otherwise its answer is extracted when it ends. After every vote the rules in ``vote.py``
+otherwise its answer is extracted when it ends.
+
+Models in the harmony format (gpt-oss; ``prompts.prompt_format``) take the same continuation
+path with native tool calls: each request's text is read as one assistant turn
+(``harmony.HarmonyChat.read_turn``). A call to ``python`` runs in the sample's own persistent
+``PythonSession`` (opened at its first call, closed when the sample ends, is cancelled or the
+problem ends), and the output goes back as a tool message; a call to any other tool, or one past
+``max_code_calls``, is answered with an error message once. The vote comes only from a
+``final`` channel message; a sample that ends without one (truncated, malformed, no final)
+casts no vote, and its notes say why. After every vote the rules in ``vote.py``
 decide whether to stop. At the soft deadline a settled problem stops; at the hard deadline
 everything is cancelled and the best answer so far is returned. A problem never ends without
 an answer: partial texts are searched, then ``policy.fallback_answer`` is used.
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import statistics
 from dataclasses import dataclass, field
@@ -35,7 +45,15 @@ from aimo_submit.engines.base import (
 )
 from aimo_submit.extract import extract_answer
 from aimo_submit.policy import PolicyConfig
-from aimo_submit.prompts import CODE_STOP, build_messages, format_code_output, last_code_block
+from aimo_submit.prompts import (
+    CODE_STOP,
+    HARMONY,
+    build_messages,
+    format_code_output,
+    last_code_block,
+    prompt_format,
+    style_spec,
+)
 from aimo_submit.schedule import ProblemBudget
 from aimo_submit.vote import Tally, is_settled, should_stop, tally
 
@@ -90,6 +108,16 @@ class SampleRecord:
     """Streaming confidence signals (when the policy asks for log-probabilities)."""
     weight: float | None = None
     """The weight its vote carried (None: it cast no vote)."""
+    segment_from: int = 0
+    """Where the current request's text starts in ``text`` (a harmony turn is read from it)."""
+    tool_channel: str | None = None
+    """Channel of the harmony tool call being run (its reply goes on the same channel)."""
+    limit_told: bool = False
+    """The model was told that it reached ``max_code_calls`` (harmony)."""
+    session_restarts: int = 0
+    """Times this sample's python session was restarted after a limit killed it."""
+    notes: list[str] = field(default_factory=list)
+    """What was wrong with the sample's output format (malformed harmony, unknown tools)."""
 
     def summary(self) -> dict[str, Any]:
         conf = self.confidence
@@ -103,6 +131,8 @@ class SampleRecord:
             "code_status": self.code_status,
             "seconds": None if self.ended is None else round(self.ended - self.started, 3),
             "error": self.error,
+            "session_restarts": self.session_restarts,
+            "notes": self.notes,
             # Confidence signals and vote weight, so a recorded run replays with them.
             "confidence": ({**conf.summary().to_dict(), "blocks": conf.blocks().to_dict()}
                            if conf and conf.tokens else None),
@@ -195,8 +225,9 @@ class Solver:
 
     ``sandbox`` is anything with ``async run(code) -> result`` where the result has
     ``to_model_text()`` and an ``ok`` flag (see ``sandbox.py``); without one, code blocks are
-    not run. ``stop`` are the model's stop strings from the manifest; ``CODE_STOP`` is added
-    when tool use is on.
+    not run. Harmony styles run code in ``sandbox.session()`` (one persistent interpreter per
+    sample) when the sandbox has sessions. ``stop`` are the model's stop strings from the
+    manifest; ``CODE_STOP`` (or harmony's end-of-call and end-of-turn) is added.
     """
 
     def __init__(
@@ -217,15 +248,40 @@ class Solver:
         self.tir_prompt_style = tir_prompt_style
         self.stop = tuple(stop)
         self.sandbox = sandbox
+        self._chat: Any = None
 
     @property
     def tir_active(self) -> bool:
         return bool(self.policy.tir and self.sandbox is not None and self.tir_prompt_style)
 
+    @property
+    def style(self) -> str:
+        """The prompt style in use: the TIR one when tool use is on."""
+        return (self.tir_prompt_style if self.tir_active else None) or self.prompt_style
+
+    @property
+    def harmony(self) -> bool:
+        return prompt_format(self.style) == HARMONY
+
+    def chat(self) -> Any:
+        """The style's ``HarmonyChat`` (loaded at first use; raises ``HarmonyUnavailable``)."""
+        if self._chat is None:
+            from aimo_submit.harmony import HarmonyChat
+
+            self._chat = HarmonyChat.for_style(style_spec(self.style), tools=self.tir_active)
+        return self._chat
+
     def build_prompt(self, problem: str) -> str:
-        style = self.tir_prompt_style if self.tir_active else self.prompt_style
-        messages = build_messages(problem, style or self.prompt_style, self.modulus - 1)
+        messages = build_messages(problem, self.style, self.modulus - 1)
+        if self.harmony:
+            return self.chat().render_prompt(messages).text
         return self.engine.format_prompt(messages)
+
+    def stop_strings(self) -> tuple[str, ...]:
+        """The manifest's stop strings plus the format's own."""
+        if self.harmony:
+            return self.stop + tuple(s for s in self.chat().stop if s not in self.stop)
+        return self.stop + ((CODE_STOP,) if self.tir_active else ())
 
     async def solve(
         self, problem: str, budget: ProblemBudget, *, live: LiveProblem | None = None
@@ -263,7 +319,12 @@ class _ProblemRun:
         self.retries = 0
         self.round_size = 0
         """Samples started by the latest fresh request (the size a retry starts from)."""
-        self.stop = solver.stop + ((CODE_STOP,) if solver.tir_active else ())
+        self.stop: tuple[str, ...] = ()
+        self.harmony = solver.harmony
+        self.sessions: dict[int, Any] = {}
+        """Each harmony sample's persistent python session, from its first call to its end."""
+        self.closers: set[asyncio.Task[None]] = set()
+        self.stateless_noted = False
         self.logprobs = (self.p.confidence_topk
                          if self.p.uses_confidence or self.p.confidence_record else 0)
         self.warmup: list[float] = []
@@ -308,6 +369,7 @@ class _ProblemRun:
         for j, sid in enumerate(sample_ids):
             self.owner[sid] = (gen, j)
             self.samples[sid].segment_tokens = 0
+            self.samples[sid].segment_from = len(self.samples[sid].text)
         task = asyncio.ensure_future(self._pump(gen, sample_ids))
         self.pumps.add(task)
         task.add_done_callback(self.pumps.discard)
@@ -441,11 +503,23 @@ class _ProblemRun:
         sample.finished = True
         sample.finish_reason = reason
         sample.ended = self.loop.time()
-        if extract and sample.answer is None:
+        if extract and sample.answer is None and not self.harmony:
+            # Harmony answers come only from a final message (``on_turn_end``).
             sample.answer = extract_answer(sample.text, self.s.modulus)
         self.vote(sample)
         self.note_warmup(sample)
         self.release_held_back()
+        self.close_session(sample.index)
+
+    def close_session(self, sid: int) -> None:
+        """End the sample's python session in the background (``shutdown`` waits for it)."""
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return
+        self.samples[sid].session_restarts = int(getattr(session, "restarts", 0) or 0)
+        task = asyncio.ensure_future(_safe_aclose(session))
+        self.closers.add(task)
+        task.add_done_callback(self.closers.discard)
 
     def cancel_sample(self, sid: int) -> None:
         gen, j = self.owner.get(sid, (None, 0))
@@ -475,7 +549,7 @@ class _ProblemRun:
         if event.delta:
             before = len(sample.text)
             sample.text += event.delta
-            if self.p.stop_on_boxed:
+            if self.p.stop_on_boxed and not self.harmony:
                 self.check_box(sample, before)
                 if sample.finished:
                     return
@@ -487,6 +561,9 @@ class _ProblemRun:
             sample.error = event.error
             self.faults.append(f"sample {sid}: engine error: {event.error}")
             self.note_engine_error(event.error or "engine error")
+        if self.harmony and reason in (FinishReason.STOP, FinishReason.LENGTH):
+            self.on_turn_end(sample, reason)
+            return
         if reason == FinishReason.STOP and self.wants_code(sample):
             self.run_code(sample)
             return
@@ -517,9 +594,66 @@ class _ProblemRun:
             and last_code_block(sample.text) is not None
         )
 
-    def run_code(self, sample: SampleRecord) -> None:
-        code = last_code_block(sample.text) or ""
+    def on_turn_end(self, sample: SampleRecord, reason: FinishReason) -> None:
+        """A harmony request ended: a final answer, a tool call, or a turn that casts no vote."""
+        from aimo_submit.harmony import final_answer
+
+        turn = self.s.chat().read_turn(sample.text[sample.segment_from :],
+                                       stopped=reason == FinishReason.STOP)
+        sample.notes.extend(turn.notes)
+        if turn.kind == "final":
+            sample.answer = final_answer(turn.final_text, self.s.modulus)
+            if sample.answer is None:
+                sample.notes.append(f"final message holds no integer: {turn.final_text[:80]!r}")
+            self.finish(sample, "stop")
+        elif turn.kind == "call":
+            self.on_tool_call(sample, turn)
+        else:
+            self.finish(sample, "length" if reason == FinishReason.LENGTH else "no-final")
+
+    def on_tool_call(self, sample: SampleRecord, turn: Any) -> None:
+        """Run a python call in the sample's session; answer anything else with an error."""
+        from aimo_submit.harmony import PYTHON_TOOL
+
+        if sample.code_calls >= self.p.max_code_calls:
+            if sample.limit_told:
+                sample.notes.append("tool call after the call-limit notice: sample ended")
+                self.finish(sample, "code-limit")
+                return
+            sample.limit_told = True
+            self.reply(sample, turn.recipient, turn.channel,
+                       f"Error: the limit of {self.p.max_code_calls} tool calls is reached; no "
+                       "more code will run. Give the final answer now.")
+            return
         sample.code_calls += 1
+        if not (self.s.tir_active and turn.recipient == PYTHON_TOOL):
+            sample.notes.append(f"call to unknown tool {turn.recipient!r}")
+            offer = ("The only tool is python." if self.s.tir_active
+                     else "No tools are available: continue without them.")
+            self.reply(sample, turn.recipient, turn.channel,
+                       f"Error: there is no tool named {turn.recipient!r}. {offer}")
+            return
+        sample.tool_channel = turn.channel
+        self.run_code(sample, turn.code)
+
+    def reply(self, sample: SampleRecord, tool: str, channel: str | None, text: str) -> None:
+        """Answer a harmony tool call with ``text`` and continue the sample."""
+        sample.text += self.s.chat().tool_reply(tool, text, channel)
+        self.continue_sample(sample)
+
+    def continue_sample(self, sample: SampleRecord) -> None:
+        """Resume a sample after a tool result, if tokens and time are left."""
+        remaining = self.budget.max_tokens - sample.tokens
+        if remaining < self.p.min_tokens // 4 or self.loop.time() >= self.stop_at:
+            self.finish(sample, "length")
+            return
+        self.start_generation(self.prompt + sample.text, [sample.index], remaining)
+
+    def run_code(self, sample: SampleRecord, code: str | None = None) -> None:
+        """Run ``code`` (a harmony call, already counted) or the text's last ```python block."""
+        if code is None:
+            code = last_code_block(sample.text) or ""
+            sample.code_calls += 1
         self.awaiting_code.add(sample.index)
         task = asyncio.ensure_future(self._code(sample.index, code))
         self.code_tasks.add(task)
@@ -528,7 +662,10 @@ class _ProblemRun:
     async def _code(self, sid: int, code: str) -> None:
         started = self.loop.time()
         try:
-            result = await self.s.sandbox.run(code)
+            if self.harmony:
+                result = await self.run_in_session(sid, code)
+            else:
+                result = await self.s.sandbox.run(code)
             text, ok = result.to_model_text(), bool(getattr(result, "ok", False))
             if not ok:
                 status = getattr(result, "status", "error")
@@ -540,6 +677,23 @@ class _ProblemRun:
             self.faults.append(f"sample {sid}: sandbox failure: {exc!r}")
         self.queue.put_nowait(("code_done", sid, text, ok, self.loop.time() - started))
 
+    async def run_in_session(self, sid: int, code: str) -> Any:
+        """Run ``code`` in sample ``sid``'s persistent session (opened at its first call)."""
+        session = self.sessions.get(sid)
+        if session is None:
+            factory = getattr(self.s.sandbox, "session", None)
+            if factory is None:
+                if not self.stateless_noted:
+                    self.stateless_noted = True
+                    self.faults.append("the sandbox has no sessions: python state does not "
+                                       "persist between calls")
+                return await self.s.sandbox.run(code)
+            session = factory()
+            if inspect.isawaitable(session):
+                session = await session
+            self.sessions[sid] = session
+        return await session.run(code)
+
     def on_code_done(self, sid: int, text: str, ok: bool, seconds: float) -> None:
         self.awaiting_code.discard(sid)
         sample = self.samples[sid]
@@ -547,12 +701,13 @@ class _ProblemRun:
             return
         sample.code_seconds += seconds
         sample.code_ok += int(ok)
-        sample.text += format_code_output(text)
-        remaining = self.budget.max_tokens - sample.tokens
-        if remaining < self.p.min_tokens // 4 or self.loop.time() >= self.stop_at:
-            self.finish(sample, "length")
-            return
-        self.start_generation(self.prompt + sample.text, [sid], remaining)
+        if self.harmony:
+            from aimo_submit.harmony import PYTHON_TOOL
+
+            sample.text += self.s.chat().tool_reply(PYTHON_TOOL, text, sample.tool_channel)
+        else:
+            sample.text += format_code_output(text)
+        self.continue_sample(sample)
 
     def on_gen_failure(self, sample_ids: list[int], gen: Generation, error: str | None) -> None:
         """A generation's stream ended (or broke) with samples still open: close them."""
@@ -581,6 +736,7 @@ class _ProblemRun:
                 stop_reason = "no-time"
             else:
                 self.prompt = self.s.build_prompt(self.problem)
+                self.stop = self.s.stop_strings()
                 self.round_size = n
                 first = n
                 if self.p.confidence_staged and self.p.confidence_stop_percentile > 0:
@@ -677,12 +833,19 @@ class _ProblemRun:
                 gen.cancel()
         for task in list(self.code_tasks):
             task.cancel()
+        for sid in list(self.sessions):
+            self.close_session(sid)
         closers = [asyncio.ensure_future(_safe_aclose(g)) for g in self.gens]
+        waits: list[asyncio.Future[Any]] = [*closers, *self.closers]
         pending: set[asyncio.Future[Any]] = set()
-        if closers:
-            _, pending = await asyncio.wait(closers, timeout=max(0.05, self.p.answer_grace_s / 2))
-        if pending:
-            self.faults.append(f"{len(pending)} generation(s) did not release in time")
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=max(0.05, self.p.answer_grace_s / 2))
+        stuck_gens = sum(1 for c in closers if c in pending)
+        if stuck_gens:
+            self.faults.append(f"{stuck_gens} generation(s) did not release in time")
+        if len(pending) > stuck_gens:
+            self.faults.append(f"{len(pending) - stuck_gens} python session(s) did not close "
+                               "in time")
         for task in list(self.pumps):
             task.cancel()
         now = self.loop.time()
@@ -691,7 +854,7 @@ class _ProblemRun:
                 sample.finished = True
                 sample.finish_reason = "cancelled"
                 sample.ended = now
-                if sample.answer is None:
+                if sample.answer is None and not self.harmony:
                     sample.answer = extract_answer(sample.text, self.s.modulus)
 
     def result(self, stop_reason: str, t0: float) -> SolveResult:
@@ -727,6 +890,7 @@ class _ProblemRun:
         )
 
 
-async def _safe_aclose(gen: Generation) -> None:
+async def _safe_aclose(closable: Any) -> None:
+    """``aclose`` of a generation or a python session; a failure to close is not an error."""
     with contextlib.suppress(Exception):
-        await gen.aclose()
+        await closable.aclose()

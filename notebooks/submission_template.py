@@ -14,7 +14,7 @@
 # `aimo-submit-lib` dataset, the `aimo-submit-wheels` dataset and the model's weights.
 #
 # **Knobs** (environment variables, all optional): `AIMO_MODEL` (a weights_manifest.json entry),
-# `AIMO_PROFILE` (`aimo2`), `AIMO_TEST_CSV` (rehearse over this CSV instead of the gateway's),
+# `AIMO_PROFILE` (`aimo2` or `aimo3`), `AIMO_TEST_CSV` (rehearse over this CSV instead of the gateway's),
 # `AIMO_KAGGLE_DATA` (folder with `kaggle_evaluation/`), `AIMO_TIME_BUDGET_S` (whole-run
 # seconds), `AIMO_POLICY` (JSON of policy overrides), `AIMO_SEARCH_ROOTS` (extra weight folders,
 # `os.pathsep`-separated), `AIMO_WORKDIR`, `AIMO_SUBMIT_ROOT` (a checkout instead of the
@@ -83,8 +83,9 @@ print(f"aimo_submit {aimo_submit.__version__} from {os.path.dirname(aimo_submit.
 import json
 
 DEFAULT_MODEL = "deepseek-r1-distill-qwen-14b-awq"
+DEFAULT_PROFILE = "aimo2"
 MODEL = os.environ.get("AIMO_MODEL", DEFAULT_MODEL)
-PROFILE = os.environ.get("AIMO_PROFILE", "aimo2")
+PROFILE = os.environ.get("AIMO_PROFILE", DEFAULT_PROFILE)
 TEST_CSV = os.environ.get("AIMO_TEST_CSV") or None
 KAGGLE_DATA = os.environ.get("AIMO_KAGGLE_DATA") or None
 WORKDIR = os.environ.get("AIMO_WORKDIR") or (

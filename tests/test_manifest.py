@@ -385,3 +385,56 @@ def test_cli(tmp_path, capsys):
     assert "not found here" in capsys.readouterr().out
     assert mf.main([*base, "verify", "nope"]) == 2
     assert "known: toy, real" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Harmony models (gpt-oss)
+# ---------------------------------------------------------------------------------------------
+
+
+def harmony_entry_dict(**settings) -> dict:
+    engine_settings = dict(VLLM_SETTINGS, quantization=None, tensor_parallel_size=1,
+                           sampling_extra={"skip_special_tokens": False})
+    engine_settings.update(settings)
+    return kaggle_entry_dict(format="MXFP4", prompt_styles={"plain": "gpt-oss",
+                                                            "tir": "gpt-oss-tir"},
+                             engine_settings=engine_settings)
+
+
+def test_harmony_entry_parses_and_names_its_format():
+    e = ModelEntry.from_dict(harmony_entry_dict(extra={"async_scheduling": True}))
+    assert e.prompt_format == "harmony" and e.format == "MXFP4"
+    assert e.engine_settings["extra"] == {"async_scheduling": True}
+    assert ModelEntry.from_dict(kaggle_entry_dict()).prompt_format == "chat"
+
+
+@pytest.mark.parametrize("sampling_extra", [None, {}, {"skip_special_tokens": True}])
+def test_harmony_on_vllm_must_keep_special_tokens(sampling_extra):
+    d = harmony_entry_dict()
+    if sampling_extra is None:
+        d["engine_settings"].pop("sampling_extra")
+    else:
+        d["engine_settings"]["sampling_extra"] = sampling_extra
+    with pytest.raises(ManifestError, match="skip_special_tokens"):
+        ModelEntry.from_dict(d)
+
+
+def test_a_model_speaks_one_prompt_format():
+    d = harmony_entry_dict()
+    d["prompt_styles"]["tir"] = "r1-tir"
+    with pytest.raises(ManifestError, match="mixes prompt formats"):
+        ModelEntry.from_dict(d)
+
+
+def test_gpt_oss_entry_is_the_aimo3_shape():
+    from aimo_submit.competition import get_profile
+
+    m = load_manifest(REPO / mf.MANIFEST_FILENAME)
+    e = m.get(get_profile("aimo3").default_model)
+    assert (e.name, e.format, e.prompt_format, e.engine) == ("gpt-oss-120b", "MXFP4",
+                                                            "harmony", "vllm")
+    s = e.engine_settings
+    assert s["tensor_parallel_size"] * s["data_parallel_size"] == 1  # one H100
+    assert s["kv_cache_dtype"].startswith("fp8") and s["extra"]["async_scheduling"] is True
+    assert e.max_tokens < s["max_model_len"] <= e.max_context
+    assert not e.verified and "UNVERIFIED" in e.note

@@ -44,6 +44,9 @@ def test_render_template_sets_default_model():
     assert notebook.render_template(src) == src
     with pytest.raises(notebook.NotebookError, match="DEFAULT_MODEL"):
         notebook.render_template("x = 1\n", TINY)
+    assert 'DEFAULT_PROFILE = "aimo3"' in notebook.render_template(src, None, "aimo3")
+    with pytest.raises(notebook.NotebookError, match="DEFAULT_PROFILE"):
+        notebook.render_template('DEFAULT_MODEL = "x"\n', TINY, "aimo3")
 
 
 def test_template_is_thin_and_uses_only_the_runner_contract():

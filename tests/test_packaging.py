@@ -195,3 +195,40 @@ def test_cli(tmp_path, capsys):
     assert "kaggle kernels push -p" in printed and "kaggle datasets create -p" in printed
     assert (out / LIB_DATASET / "aimo_submit" / "__init__.py").is_file()
     assert packaging.main(["--out", str(out), "--no-wheels", "--kaggle-user", "bad name!"]) == 1
+
+
+def test_aimo3_package_runs_gpt_oss_on_one_h100_with_the_vocabulary(fake_root, tmp_path):
+    from aimo_submit import harmony
+    from aimo_submit.competition import AIMO3
+
+    result = packaging.build_package(tmp_path / "out", wheels=False, kaggle_user="alice",
+                                     profile="aimo3", root=fake_root)
+    assert result.model == AIMO3.default_model == "gpt-oss-120b"
+    kmeta = read_json(result.notebook_dir / "kernel-metadata.json")
+    assert kmeta["machine_shape"] == "NvidiaH100"
+    assert kmeta["competition_sources"] == [AIMO3.competition_slug]
+    entry = load_manifest(REPO / "weights_manifest.json").get("gpt-oss-120b")
+    assert kmeta["model_sources"] == [entry.source.handle]
+    nb = nbformat.read(result.notebook_dir / kmeta["code_file"], as_version=4)
+    code = "".join(c.source for c in nb.cells)
+    assert 'DEFAULT_MODEL = "gpt-oss-120b"' in code and 'DEFAULT_PROFILE = "aimo3"' in code
+    assert nb.metadata["kaggle"]["accelerator"] == "nvidiaH100"
+    assert any("unverified" in note for note in result.notes)
+    # the library dataset carries the vocabulary, and the packaged harmony.py finds it there
+    vocab = result.lib_dir / harmony.VOCAB_DIR / harmony.VOCAB_FILE
+    assert harmony._sha256(vocab) == harmony.VOCAB_SHA256
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "from aimo_submit import harmony\n"
+            "print(harmony.find_vocab())\n")
+    env = {k: v for k, v in os.environ.items() if k != harmony.VOCAB_ENV}
+    out = subprocess.run([sys.executable, "-c", code, str(result.lib_dir)], env=env,
+                         capture_output=True, text=True, check=True)
+    assert Path(out.stdout.strip()) == vocab
+
+
+def test_harmony_model_without_the_vocabulary_is_refused(fake_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(packaging, "find_vocab", lambda: None)
+    with pytest.raises(packaging.PackagingError, match="o200k_base.tiktoken not found"):
+        packaging.build_package(tmp_path / "out", wheels=False, profile="aimo3", root=fake_root)
+    result = packaging.build_package(tmp_path / "out2", wheels=False, root=fake_root)
+    assert any("cannot run harmony models" in note for note in result.notes)

@@ -24,10 +24,10 @@ from aimo_submit.sandbox import (
     Sandbox,
     SandboxOptions,
     Status,
-    _Capture,
     probe_protections,
     run_code,
 )
+from aimo_submit.sandbox.process import Capture as _Capture
 
 NO_GUARDS = SandboxOptions(python_guards=False)
 REPO = Path(__file__).resolve().parents[1]
@@ -444,3 +444,59 @@ def test_protections_are_reported() -> None:
     assert prot.get("rlimit_as") == "ok" and prot.get("session") == "ok"
     if sys.platform.startswith("linux") and os.geteuid() == 0:
         assert "uid_drop" in prot and "netns" in prot
+
+
+def test_every_protection_state_says_whether_it_took_effect() -> None:
+    """States start with ok / failed / skipped, so a warning lists only what is really missing."""
+    from aimo_submit.sandbox.pool import inactive_protections
+
+    prot = probe_protections()
+    for name, state in prot.items():
+        assert state.split(":")[0].split(" ")[0] in ("ok", "failed", "skipped"), (name, state)
+    if _active("mountns"):
+        assert prot["hidden_dirs"].startswith("ok"), prot["hidden_dirs"]
+    assert inactive_protections({"a": "ok", "b": "ok uid=3", "c": "skipped: disabled"}) == {}
+    assert inactive_protections({"a": "failed: EPERM"}) == {"a": "failed: EPERM"}
+
+
+# --- the launcher as a module --------------------------------------------------------------------
+def test_launcher_imports_without_running_and_its_helpers_work(tmp_path: Path) -> None:
+    from aimo_submit.sandbox import launcher
+
+    assert launcher.C == {} and launcher.ST == -1  # importing ran nothing
+    assert launcher.under("/a/b", "/a") and launcher.under("/a", "/a")
+    assert launcher.under("/a/b", "/")
+    assert not launcher.under("/ab", "/a")
+    inner = tmp_path / "lib" / "site"
+    inner.mkdir(parents=True)
+    (tmp_path / "mod.zip").write_bytes(b"")
+    dirs = launcher.python_dirs(["", str(tmp_path / "lib"), str(inner), str(tmp_path / "mod.zip"),
+                                 str(tmp_path / "missing")])
+    assert dirs == [str(tmp_path.resolve())]
+    assert launcher.error_line(ZeroDivisionError("division by zero")) == (
+        "ZeroDivisionError: division by zero")
+    assert launcher.error_line(KeyError("k")) == "KeyError: 'k'"
+    assert launcher.error_line(asyncio.TimeoutError()) in ("TimeoutError", "asyncio.TimeoutError")
+
+
+def test_launcher_access_check_finds_what_a_uid_cannot_enter() -> None:
+    import shutil
+    import tempfile
+
+    from aimo_submit.sandbox import launcher
+
+    top = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        top.chmod(0o755)
+        locked = top / "locked"
+        (locked / "lib").mkdir(parents=True)
+        locked.chmod(0o700)
+        free = top / "free"
+        free.mkdir(mode=0o755)
+        uid = 46999  # owns nothing here
+        blocked, unfixable = launcher.access_check([str(locked / "lib"), str(free)], uid)
+        assert (blocked, unfixable) == ([str(locked)], [])
+        missing = str(top / "nope")
+        assert launcher.access_check([missing], uid) == ([], [missing])
+    finally:
+        shutil.rmtree(top)
