@@ -247,12 +247,12 @@ def accuracy_rows(problems: Sequence[Any], results: dict[int, tuple[list[Run], l
                   policy: PolicyConfig) -> list[dict[str, Any]]:
     rows = []
     k, power = policy.confidence_topk, policy.confidence_power
+    m = len(problems)
+
+    def acc(answers: Sequence[int | None]) -> float:
+        return pct(sum(a == p.answer for a, p in zip(answers, problems, strict=True)) / m)
+
     for n, (runs_a, runs_b) in results.items():
-        m = len(problems)
-
-        def acc(answers: Sequence[int | None]) -> float:
-            return pct(sum(a == p.answer for a, p in zip(answers, problems, strict=True)) / m)
-
         plain = [voted(r.samples) for r in runs_a]
         weighted = [voted(r.samples, policy.confidence_vote, power, k) for r in runs_a]
         mismatch = sum(w != r.answer for w, r in zip(weighted, runs_a, strict=True))
