@@ -16,6 +16,7 @@ DELEGATED = {
     "package": "aimo_submit.packaging",
     "build-notebook": "aimo_submit.notebook",
     "simulate": "aimo_submit.simulate",
+    "policy": "aimo_submit.presets",
 }
 
 

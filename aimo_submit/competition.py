@@ -31,6 +31,11 @@ class CompetitionProfile:
     default_model: str | None = None
     """Manifest entry the notebook runs unless told otherwise (None: the manifest's Kaggle
     default)."""
+    setup: str = "l4x4-tp4"
+    """The machine and model layout the simulator models (a key of ``hardware.SETUPS``)."""
+    default_preset: str = "ours-aimo2"
+    """The policy a submission runs unless told otherwise (a key of ``presets.PRESETS``): the
+    one the simulator benchmarked on this competition's traces."""
 
     @property
     def max_answer(self) -> int:
@@ -66,6 +71,8 @@ AIMO2 = CompetitionProfile(
     server_module="kaggle_evaluation.aimo_2_inference_server",
     server_class="AIMO2InferenceServer",
     competition_slug="ai-mathematical-olympiad-progress-prize-2",
+    setup="l4x4-tp4",  # weights_manifest.json: the 14B AWQ model with tensor parallel 4
+    default_preset="ours-aimo2",
 )
 
 AIMO3 = CompetitionProfile(
@@ -86,6 +93,8 @@ AIMO3 = CompetitionProfile(
     server_class="AIMO3InferenceServer",
     competition_slug="ai-mathematical-olympiad-progress-prize-3",
     default_model="gpt-oss-120b",
+    setup="h100-gpt-oss-120b",
+    default_preset="ours-aimo3",
 )
 
 PROFILES: dict[str, CompetitionProfile] = {p.name: p for p in (AIMO2, AIMO3)}

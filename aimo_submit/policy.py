@@ -12,6 +12,8 @@ from typing import Any
 
 from aimo_submit.confidence import SIGNALS
 
+TIME_RULES = ("adaptive", "fixed", "run")
+
 
 @dataclass(frozen=True)
 class PolicyConfig:
@@ -158,7 +160,17 @@ class PolicyConfig:
         """Does any rule read confidence (so the engine must report log-probabilities)?"""
         return bool(self.confidence_vote) or self.confidence_stop_percentile > 0
 
+    # --- time rules of published policies (issue 12); the default changes nothing -----------
+    time_rule: str = "adaptive"
+    """How a problem's deadline is set (``schedule.py``). ``adaptive``: the fair share of the
+    time left, extendable to ``extend_factor`` x that when votes disagree (ours). ``fixed``: the
+    same share for every problem, fixed at the first problem (a public AIMO3-style baseline).
+    ``run``: no per-problem limit but the run's end (the public AIMO2 baseline, which generates
+    each batch to completion and only shortens its token cap when behind)."""
+
     def __post_init__(self) -> None:
+        if self.time_rule not in TIME_RULES:
+            raise ValueError(f"time_rule must be one of {TIME_RULES}, got {self.time_rule!r}")
         if self.n_samples < 1:
             raise ValueError("n_samples must be >= 1")
         if self.early_stop_agree < 1:

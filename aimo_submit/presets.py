@@ -1,37 +1,80 @@
-"""Named policies as data: the two public AIMO2 references and ours, side by side.
+"""Named policies as data: the published references and ours, per competition profile.
 
 Each preset is a complete :class:`PolicyConfig`; the simulator and a submission both take one by
-name (``--policy NAME``) so that what was measured is exactly what runs. Every preset uses the
-project's scheduler for deadlines (hard per-problem deadlines are what keep a run inside 5 h);
-the references are otherwise kept to their published rules:
+name so that what was measured is exactly what runs. A competition profile names its default
+preset (``CompetitionProfile.default_preset``): ``ours-aimo2`` and ``ours-aimo3``, tuned on that
+competition's top-level recorded traces (``bench/results/policies.md``), because the right
+policy depends on the model and machine (a 14B model on 4x L4 with a 12k token cap vs
+gpt-oss-120b on one H100 whose samples run 30k+ tokens). ``ours`` is kept as the AIMO2 one.
+
+The references keep their published rules, each with its own time rule (``policy.time_rule``):
 
 * ``aimo2-baseline``: the public AIMO2 baseline notebook family: 32 samples, 12k tokens, 2/3
   of that (8k) once behind a linear schedule (first problem due by 3 h, last by 4 h 45), plain
-  majority of everything that finished (no early stop, no soft-deadline stop);
+  majority of everything that finished; each batch runs to completion (``time_rule="run"``);
 * ``aimo2-winner``: NemoSkills' winning submission (arXiv 2504.16891): 12 samples, stop as
-  soon as 4 agree (no other early stop);
-* ``ours``: the project's own rules (agreement, unbeatable leader, soft-deadline stop when
-  settled, time saved flowing to later problems) with settings tuned in simulation
-  (``python -m aimo_submit simulate``; results in ``bench/results/policies.md``);
-* ``ours-defaults``: the same rules with :class:`PolicyConfig`'s defaults, kept to show what
-  the tuning bought.
+  soon as 4 agree; a per-problem time share plus the time earlier problems left unused (our
+  reading of the write-up's buffer: the fair share of the time left, never extended);
+* ``aimo3-baseline``: the AIMO3-style public baseline: 8 parallel attempts with tools, vote
+  when all are done, the same fixed time share for every problem (``time_rule="fixed"``);
+* ``winner_at(n)``: the winner's rules (stop at 4 agreeing, its time rule) given ``n`` samples,
+  so that a lead of ours is not just a matter of sample count.
 
-``max_tokens`` is the Kaggle model's manifest cap (12288) except where a reference fixes its own.
+``max_tokens`` is the model's cap (:data:`MODEL_MAX_TOKENS`, per profile) except where a
+reference fixes its own.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
+from aimo_submit.competition import PROFILES, CompetitionProfile, get_profile
 from aimo_submit.policy import PolicyConfig
 
-__all__ = ["PRESETS", "get_preset", "preset_names"]
+__all__ = ["MODEL_MAX_TOKENS", "PRESETS", "get_preset", "policies_for", "preset_names",
+           "resolve_policy", "winner_at"]
 
-_MODEL_MAX_TOKENS = 12288
-"""``max_tokens`` of deepseek-r1-distill-qwen-14b-awq in weights_manifest.json."""
+MODEL_MAX_TOKENS = {
+    # max_tokens of deepseek-r1-distill-qwen-14b-awq in weights_manifest.json
+    "aimo2": 12288,
+    # gpt-oss-120b: 131k context; the recorded AIMO3 traces stop once the context passes
+    # 106,496 tokens, so 100k generated tokens is the longest a sample there may run
+    "aimo3": 100_000,
+}
+"""The token cap of each profile's model."""
 
 _NO_SOFT_STOP = {"soft_fraction": PolicyConfig().extend_factor}
 """Soft deadline at the hard one: a problem never stops early for being merely 'settled'."""
+
+
+def winner_at(n_samples: int, max_tokens: int = MODEL_MAX_TOKENS["aimo2"]) -> PolicyConfig:
+    """NemoSkills' rules (stop at 4 agreeing, fair share of the time left) with ``n`` samples."""
+    return PolicyConfig(
+        n_samples=n_samples,
+        max_tokens=max_tokens,
+        early_stop_agree=4,
+        early_stop_unbeatable=False,
+        temperature=0.6,
+        extend_factor=1.0,
+        soft_fraction=1.0,
+        settled_share=1.0,
+        extra={"source": "NemoSkills AIMO2 winning solution, arXiv 2504.16891"},
+    )
+
+
+def _aimo3_baseline(max_tokens: int) -> PolicyConfig:
+    return PolicyConfig(
+        n_samples=8,
+        max_tokens=max_tokens,
+        early_stop_agree=9,  # never: vote when all 8 are done
+        early_stop_unbeatable=False,
+        temperature=1.0,
+        time_rule="fixed",
+        extra={"source": "AIMO3-style public baseline: 8 attempts with tools, fixed share"},
+    )
+
 
 PRESETS: dict[str, PolicyConfig] = {
     "aimo2-baseline": PolicyConfig(
@@ -43,34 +86,34 @@ PRESETS: dict[str, PolicyConfig] = {
         early_stop_agree=33,  # never: more votes than samples
         early_stop_unbeatable=False,
         temperature=1.0,
+        time_rule="run",
         **_NO_SOFT_STOP,
         extra={"source": "public AIMO2 baseline notebooks (cutoff_times / 'speedrun' rule)"},
     ),
-    "aimo2-winner": PolicyConfig(
-        n_samples=12,
-        max_tokens=_MODEL_MAX_TOKENS,
-        early_stop_agree=4,
-        early_stop_unbeatable=False,
-        temperature=0.6,
-        **_NO_SOFT_STOP,
-        extra={"source": "NemoSkills AIMO2 winning solution, arXiv 2504.16891"},
-    ),
+    "aimo2-winner": winner_at(12),
+    "aimo3-baseline": _aimo3_baseline(MODEL_MAX_TOKENS["aimo3"]),
     "ours-defaults": PolicyConfig(
-        max_tokens=_MODEL_MAX_TOKENS,
+        max_tokens=MODEL_MAX_TOKENS["aimo2"],
         temperature=0.6,
         extra={"source": "PolicyConfig defaults (the starting point of the tuning)"},
     ),
-    "ours": PolicyConfig(
-        # Tuned in simulation (bench/results/policies.md): on 4x L4 decode is bound by reading
-        # the weights, so 32 concurrent samples cost little more per sample than 8, and the
-        # more samples run, the sooner three of them agree (short samples are right more often).
+    "ours-aimo2": PolicyConfig(
         n_samples=32,
         early_stop_agree=3,
-        max_tokens=_MODEL_MAX_TOKENS,
+        max_tokens=MODEL_MAX_TOKENS["aimo2"],
         temperature=0.6,
-        extra={"source": "aimo-submit, tuned with python -m aimo_submit simulate"},
+        extra={"source": "aimo-submit, tuned on the top-level AIMO2 traces (policies.md)"},
+    ),
+    "ours-aimo3": PolicyConfig(
+        n_samples=32,
+        early_stop_agree=3,
+        max_tokens=MODEL_MAX_TOKENS["aimo3"],
+        temperature=1.0,
+        extra={"source": "aimo-submit, tuned on the top-level AIMO3 traces (policies.md)"},
     ),
 }
+PRESETS["ours"] = PRESETS["ours-aimo2"]
+"""The name earlier runs and scripts use: the AIMO2 profile's policy."""
 
 
 def preset_names() -> list[str]:
@@ -84,3 +127,73 @@ def get_preset(name: str, **overrides: Any) -> PolicyConfig:
     except KeyError:
         raise KeyError(f"unknown policy preset {name!r}; known: {preset_names()}") from None
     return policy.replace(**overrides) if overrides else policy
+
+
+def policies_for(profile: str | CompetitionProfile) -> dict[str, PolicyConfig]:
+    """What the simulator compares on a profile: every reference and ``ours`` (the profile's
+    default preset), with token caps set to the profile's model cap where a reference has no
+    published cap of its own."""
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    cap = MODEL_MAX_TOKENS[prof.name]
+    ours = PRESETS[prof.default_preset]
+    return {
+        "aimo2-baseline": PRESETS["aimo2-baseline"],
+        "aimo2-winner": winner_at(12, cap),
+        "aimo3-baseline": _aimo3_baseline(cap),
+        f"winner@{ours.n_samples}": winner_at(ours.n_samples, cap),
+        "ours": ours,
+    }
+
+
+def resolve_policy(preset: str | None, *, model_max_tokens: int | None = None,
+                   sampling: dict[str, float] | None = None,
+                   overrides: dict[str, Any] | None = None) -> PolicyConfig:
+    """The policy a submission runs: the model's sampling and token cap, then the preset (its
+    token cap never above the model's), then explicit overrides. One function for the runner
+    and ``python -m aimo_submit policy``, so what is printed is what runs."""
+    merged: dict[str, Any] = {}
+    if model_max_tokens:
+        merged["max_tokens"] = model_max_tokens
+    merged.update({k: v for k, v in (sampling or {}).items() if v is not None})
+    if preset:
+        chosen = get_preset(preset).to_dict()
+        if model_max_tokens:
+            chosen["max_tokens"] = min(chosen["max_tokens"], model_max_tokens)
+        merged.update(chosen)
+    merged.update(overrides or {})
+    return PolicyConfig.from_dict(merged)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aimo_submit policy --profile NAME``: the exact policy the notebook runs."""
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="aimo_submit policy",
+        description="Print, as JSON, the PolicyConfig a submission runs (the notebook's model "
+                    "and the profile's default preset unless told otherwise).")
+    ap.add_argument("--profile", default="aimo2", choices=sorted(PROFILES))
+    ap.add_argument("--model", default=None, help="manifest entry (default: the Kaggle default)")
+    ap.add_argument("--preset", default=None, help="default: the profile's default preset")
+    ap.add_argument("--manifest", default=None)
+    args = ap.parse_args(argv)
+    from aimo_submit.manifest import load_manifest
+
+    manifest = load_manifest(args.manifest)
+    entry = manifest.get(args.model) if args.model else manifest.default("kaggle")
+    preset = args.preset or get_profile(args.profile).default_preset
+    try:
+        policy = resolve_policy(preset, model_max_tokens=entry.max_tokens,
+                                sampling=model_sampling(entry))
+    except (KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(policy.to_dict(), indent=1, sort_keys=True))
+    return 0
+
+
+def model_sampling(entry: Any) -> dict[str, float]:
+    """A manifest entry's recommended sampling (temperature, top_p), where it gives them."""
+    sampling = getattr(entry, "sampling", None)
+    return {k: v for k in ("temperature", "top_p")
+            if (v := getattr(sampling, k, None)) is not None}

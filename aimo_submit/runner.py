@@ -203,9 +203,10 @@ class Submission:
     ) -> Submission:
         """Resolve ``model`` in the weights manifest, build its engine and start loading it.
 
-        Policy precedence: the model's manifest defaults (``max_tokens``, sampling), then the
-        named ``preset`` (``presets.py``), then ``policy_overrides``. A preset's token cap never
-        exceeds the model's own.
+        Policy precedence (``presets.resolve_policy``): the model's manifest defaults
+        (``max_tokens``, sampling), then the named ``preset`` (default: the profile's
+        ``default_preset``, the policy benchmarked for it; ``""`` for none), then
+        ``policy_overrides``. A preset's token cap never exceeds the model's own.
         """
         from aimo_submit.engines import create_engine
         from aimo_submit.manifest import load_manifest, resolve_model_path
@@ -215,24 +216,11 @@ class Submission:
         entry = manifest.get(model)
         path = resolve_model_path(entry, [Path(p) for p in search_roots])
         spec = spec_from_entry(entry, path)
-        merged: dict[str, Any] = {}
-        if spec.max_tokens:
-            merged["max_tokens"] = spec.max_tokens
-        sampling = getattr(entry, "sampling", None)
-        for key in ("temperature", "top_p"):
-            value = getattr(sampling, key, None)
-            if value is not None:
-                merged[key] = value  # the model card's recommended sampling
-        if preset:
-            from aimo_submit.presets import get_preset
+        from aimo_submit.presets import model_sampling, resolve_policy
 
-            chosen = get_preset(preset).to_dict()
-            if spec.max_tokens:
-                chosen["max_tokens"] = min(chosen["max_tokens"], spec.max_tokens)
-            merged.update(chosen)
-        merged.update(policy_overrides or {})
-        overrides = merged
-        policy = PolicyConfig.from_dict(overrides)
+        policy = resolve_policy(preset if preset is not None else prof.default_preset,
+                                model_max_tokens=spec.max_tokens,
+                                sampling=model_sampling(entry), overrides=policy_overrides)
         sandbox = None
         if policy.tir and spec.tir_prompt_style:
             from aimo_submit.sandbox import Sandbox

@@ -11,6 +11,10 @@ the same arithmetic. The rules:
   *hard* deadline is ``extend_factor`` x fair share, but never so late that the problems still
   to come would get less than ``min_problem_s`` each. Time a settled problem did not use flows
   to later ones automatically, because the fair share is recomputed from the time left;
+* ``policy.time_rule`` replaces the rules above for published policies kept as references:
+  ``fixed`` gives every problem the share the first one got (saved time is not reused, nothing
+  is extended); ``run`` lets a problem run to the end of the usable time (the only limit on it
+  is its token cap);
 * tokens per sample = measured per-sample decode speed x seconds to the hard deadline, clipped
   to ``[min_tokens, max_tokens]``. The speed starts at ``initial_tokens_per_s`` and is updated
   online after every problem (exponential moving average), never hard-coded.
@@ -72,6 +76,8 @@ class Scheduler:
         self.problems_done = 0
         self.tokens_per_s = policy.initial_tokens_per_s
         self.throughput_samples = 0
+        self.fixed_share_s: float | None = None
+        """``time_rule == "fixed"``: the share set when the first problem was planned."""
 
     # -- time accounting -----------------------------------------------------------------------
     @property
@@ -107,8 +113,16 @@ class Scheduler:
         if fair < p.min_problem_s:
             # Running out: everyone gets the same small slice; nothing may borrow from others.
             hard_len = fair
+        if p.time_rule == "fixed":
+            if self.fixed_share_s is None:
+                self.fixed_share_s = fair
+            hard_len = min(self.fixed_share_s, left)
+        elif p.time_rule == "run":
+            hard_len = left
         hard_len = min(hard_len, self.max_problem_s)
         soft_len = min(hard_len, fair * p.soft_fraction)
+        if p.time_rule != "adaptive":
+            soft_len = hard_len  # the published rules have no soft stop
         gen_s = max(0.0, hard_len - p.answer_grace_s)
         tokens = int(self.tokens_per_s * gen_s)
         tokens = max(p.min_tokens, min(p.max_tokens, tokens))

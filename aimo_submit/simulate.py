@@ -10,38 +10,49 @@ Comparisons are paired: for a given seed every policy gets the same problems, th
 pool per problem (sample ``i`` of a request is pool sample ``i``) and the same order, so
 differences between policies are differences of policy, not of luck.
 
-``python -m aimo_submit simulate --seeds 20`` compares every preset; ``--policy`` picks some,
-``--set key=value`` overrides fields of all of them, ``--budget-hours`` changes the run length.
+Recorded traces (``--traces FILE``, one model and setup per file) are judged under a
+competition profile (``--profile``: answers mod 1000 for aimo2, 0..99999 for aimo3); a run plays
+all of the file's problems on a clock scaled to the profile's (5 h x problems / 50, times
+``--clock-scale``), on the machine the file was recorded on where known (the gpt-oss files: one
+H100), else the profile's. Each seed reorders every problem's pool (the samples are independent
+draws, so any order is as likely) and the problems; the replay never uses a sample twice.
+
+``python -m aimo_submit simulate --traces FILE --profile aimo3 --seeds 20`` compares the
+profile's references with its ``ours``; ``--policy`` picks presets instead, ``--set key=value``
+overrides fields of all of them, ``--summary FILE`` writes the JSON summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
+import math
 import multiprocessing
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aimo_submit import simclock
-from aimo_submit.competition import AIMO2, CompetitionProfile
+from aimo_submit.competition import AIMO2, PROFILES, CompetitionProfile, get_profile
 from aimo_submit.engines.base import Engine
-from aimo_submit.engines.replay import (
-    HARDWARE_PRESETS,
-    ReplayEngine,
+from aimo_submit.engines.replay import ReplayEngine, problem_text
+from aimo_submit.hardware import (
+    SETUPS,
     ThroughputModel,
+    hardware_for_trace,
     load_throughput,
-    problem_text,
+    throughput_for,
 )
 from aimo_submit.policy import PolicyConfig
-from aimo_submit.presets import PRESETS, get_preset
+from aimo_submit.presets import PRESETS, get_preset, policies_for
 from aimo_submit.schedule import Scheduler
 from aimo_submit.solver import Solver
 from aimo_submit.traces import (
@@ -61,7 +72,9 @@ __all__ = [
     "oracle",
     "problem_set",
     "run_competition",
+    "settings_for",
     "summarize",
+    "summary_json",
 ]
 
 
@@ -71,10 +84,12 @@ class SimSettings:
 
     total_s: float = AIMO2.time_limit_s
     n_problems: int = AIMO2.n_problems
+    """Problems per run; a trace file with more problems gives a random subset per seed."""
     startup_s: float = 120.0
     """Model load before the first problem; the scheduler's clock starts before it, as on Kaggle."""
-    hardware: str = "l4x4-dp4"
-    """A key of ``replay.HARDWARE_PRESETS`` (ignored when ``throughput_file`` is given)."""
+    hardware: str = "l4x4-tp4"
+    """A key of ``hardware.SETUPS`` (ignored when ``throughput_file`` is given); its measured
+    table is used where ``bench/results/throughput`` has one, else its roofline model."""
     throughput_file: str | None = None
     throughput_scale: float | None = None
     chunk_tokens: int = 256
@@ -85,19 +100,46 @@ class SimSettings:
     trace_model: str = DEFAULT_MODEL
     """Synthetic calibration (a key of ``traces.CALIBRATED``)."""
     pool: int = 64
-    traces: str = "auto"
-    """``auto``: recorded traces when the shared folder has them, else synthetic; ``synthetic``;
-    or a folder of recorded traces."""
+    traces: str = "synthetic"
+    """``synthetic``, or ONE recorded trace file (or a folder holding exactly one)."""
     stop: tuple[str, ...] = ("</think>",)
+    profile: str = "aimo2"
+    """The competition profile judging answers (``competition.PROFILES``)."""
+    tables_dir: str | None = None
+    """Folder of measured H200 tables (default ``bench/results/throughput``)."""
+
+    @property
+    def competition(self) -> CompetitionProfile:
+        return get_profile(self.profile)
 
     def throughput(self) -> ThroughputModel:
         if self.throughput_file:
             return load_throughput(self.throughput_file, self.throughput_scale)
-        try:
-            return HARDWARE_PRESETS[self.hardware]
-        except KeyError:
-            raise KeyError(f"unknown hardware {self.hardware!r}; "
-                           f"known: {sorted(HARDWARE_PRESETS)}") from None
+        return throughput_for(self.hardware, self.tables_dir)
+
+
+def settings_for(traces: str, profile: str = "aimo2", *, clock_scale: float = 1.0,
+                 hardware: str | None = None, **changes: Any) -> SimSettings:
+    """Settings that play a whole trace file as the profile's competition, scaled.
+
+    All of the file's problems; the clock and the model load scaled to the profile's
+    (``time_limit_s x problems / n_problems``, e.g. 3 h for 30 AIMO2 problems), times
+    ``clock_scale``; the hardware the file was recorded on where known, else the profile's.
+    ``traces="synthetic"`` keeps the profile's problem count.
+    """
+    prof = get_profile(profile)
+    if traces == "synthetic":
+        n, model = changes.pop("n_problems", prof.n_problems), None
+    else:
+        problems = _load(traces, prof.name)
+        n, model = len(problems), problems[0].meta.get("model")
+    share = n / prof.n_problems
+    base = dict(total_s=prof.time_limit_s * share * clock_scale, n_problems=n,
+                startup_s=SimSettings.startup_s * share,
+                hardware=hardware or hardware_for_trace(model, prof.setup),
+                traces=traces, profile=prof.name)
+    base.update(changes)
+    return SimSettings(**base)
 
 
 @dataclass
@@ -136,37 +178,58 @@ class CompetitionResult:
 
 
 # -- problems ----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=16)
+def _load(traces: str, profile: str) -> tuple[TraceProblem, ...]:
+    problems = load_shared_traces(traces, profile=get_profile(profile))
+    if not problems:
+        raise FileNotFoundError(f"no recorded traces in {traces}")
+    return tuple(problems)
+
+
 def problem_set(seed: int, settings: SimSettings) -> tuple[list[TraceProblem], str]:
-    """The problems of run ``seed`` and where they came from ('recorded: DIR' or 'synthetic')."""
+    """The problems of run ``seed`` and where they came from ('recorded: FILE' or 'synthetic').
+
+    Recorded: the file's problems (a random subset when ``n_problems`` is smaller), each pool
+    in a seed-dependent order, so paired policies see the same samples in the same order.
+    """
     if settings.traces != "synthetic":
-        root = None if settings.traces == "auto" else settings.traces
-        recorded = load_shared_traces(root)
-        if recorded:
-            rng = np.random.default_rng(seed)
-            n = min(settings.n_problems, len(recorded))
-            picked = rng.choice(len(recorded), size=n, replace=False)
-            return [recorded[int(i)] for i in picked], f"recorded: {root or 'shared/traces'}"
-        if root is not None:
-            raise FileNotFoundError(f"no recorded traces under {root}")
+        recorded = _load(settings.traces, settings.profile)
+        rng = np.random.default_rng(seed)
+        n = min(settings.n_problems, len(recorded))
+        picked = sorted(rng.choice(len(recorded), size=n, replace=False)) if n < len(
+            recorded) else range(len(recorded))
+        problems = []
+        for i in picked:
+            p = recorded[int(i)]
+            order = rng.permutation(len(p.samples))
+            problems.append(TraceProblem(p.id, p.answer, tuple(p.samples[int(j)] for j in order),
+                                         meta=p.meta))
+        return problems, f"recorded: {settings.traces}"
     problems = synthetic_problems(settings.n_problems, seed, settings.trace_model, settings.pool)
     return problems, f"synthetic: {settings.trace_model}"
 
 
 def oracle(problems: Sequence[TraceProblem],
-           modulus: int = AIMO2.answer_modulus) -> tuple[int, int]:
+           modulus: int = AIMO2.answer_modulus) -> tuple[float, int]:
     """(majority over every finished pool sample, problems whose pool holds the answer at all).
 
-    The first is the issue's "oracle": majority vote with no time limit. It is not a strict
-    bound: a timed policy that counts early finishers can beat it, because short samples are
-    right more often. The second (coverage) is a strict bound for any voting policy.
+    The first is the issue's "oracle": majority vote over the whole pool with no clock (a tie
+    counts as the share of tied answers that are right). It is not a strict bound: a timed
+    policy that counts early finishers can beat it, because short samples are right more
+    often. The second (coverage) is a strict bound for any voting policy.
     """
     from aimo_submit.extract import extract_answer
 
-    maj = cover = 0
+    maj = 0.0
+    cover = 0
     for p in problems:
         answers = [extract_answer(f"\\boxed{{{s.answer_text}}}", modulus)
                    if s.finished and s.answer_text is not None else None for s in p.samples]
-        maj += tally(answers).leader() == p.answer
+        counts = tally(answers).counts
+        if counts:
+            top = max(counts.values())
+            leaders = [a for a, c in counts.items() if c == top]
+            maj += (p.answer in leaders) / len(leaders)
         cover += p.answer in answers
     return maj, cover
 
@@ -225,7 +288,8 @@ def run_competition(problems: Sequence[TraceProblem], policy: PolicyConfig,
     settings = settings or SimSettings()
     t0 = time.perf_counter()
     records, used, tokens = simclock.run(compete(
-        problems, policy, settings, order_seed, throughput=throughput, wrap_engine=wrap_engine))
+        problems, policy, settings, order_seed, settings.competition, throughput=throughput,
+        wrap_engine=wrap_engine))
     return CompetitionResult(
         policy=name, seed=seed, solved=sum(r.correct for r in records),
         n_problems=len(records), time_used_s=used, total_s=settings.total_s,
@@ -257,7 +321,8 @@ def compare(policies: dict[str, PolicyConfig], seeds: Sequence[int],
 def summarize(results: Sequence[CompetitionResult], settings: SimSettings,
               seeds: Sequence[int]) -> list[dict[str, Any]]:
     """One row per policy: solved mean/std/min/max, time used, overrun rate, oracle."""
-    oracles = [oracle(problem_set(s, settings)[0]) for s in seeds]
+    modulus = settings.competition.answer_modulus
+    oracles = [oracle(problem_set(s, settings)[0], modulus) for s in seeds]
     maj = [o[0] for o in oracles]
     cover = [o[1] for o in oracles]
     rows = []
@@ -270,12 +335,13 @@ def summarize(results: Sequence[CompetitionResult], settings: SimSettings,
             "policy": name,
             "runs": len(rs),
             "solved_mean": round(statistics.fmean(solved), 2),
-            "solved_std": round(statistics.pstdev(solved), 2) if len(solved) > 1 else 0.0,
+            "solved_std": round(statistics.stdev(solved), 2) if len(solved) > 1 else 0.0,
             "solved_min": min(solved),
             "solved_max": max(solved),
             "time_used_h": round(statistics.fmean(used), 2),
             "time_max_h": round(max(used), 2),
-            "overrun_rate": round(sum(r.overrun for r in rs) / len(rs), 3),
+            "overrun_rate": round(sum(r.overrun or r.problem_overruns > 0 for r in rs)
+                                  / len(rs), 3),
             "problem_overruns": sum(r.problem_overruns for r in rs),
             "oracle_majority": round(statistics.fmean(maj), 2),
             "oracle_coverage": round(statistics.fmean(cover), 2),
@@ -284,24 +350,63 @@ def summarize(results: Sequence[CompetitionResult], settings: SimSettings,
     return rows
 
 
-def paired_gaps(results: Sequence[CompetitionResult], ours: str) -> dict[str, tuple[float, int]]:
-    """For each other policy: mean of (ours - it) over seeds and how many seeds ours won."""
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+"""Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (1.96 beyond)."""
+
+
+def paired(results: Sequence[CompetitionResult], ours: str = "ours"
+           ) -> dict[str, dict[str, Any]]:
+    """For each other policy: mean of (ours - it) over seeds, its 95 % t interval, seeds won."""
     by = {(r.policy, r.seed): r.solved for r in results}
     seeds = sorted({r.seed for r in results})
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(r.policy for r in results):
         if name == ours:
             continue
         diffs = [by[(ours, s)] - by[(name, s)] for s in seeds
                  if (name, s) in by and (ours, s) in by]
-        if diffs:
-            out[name] = (statistics.fmean(diffs), sum(d > 0 for d in diffs))
+        if not diffs:
+            continue
+        gap = statistics.fmean(diffs)
+        half = 0.0
+        if len(diffs) > 1:
+            t = _T975[len(diffs) - 2] if len(diffs) - 1 <= len(_T975) else 1.96
+            half = t * statistics.stdev(diffs) / math.sqrt(len(diffs))
+        out[name] = {"gap": round(gap, 3), "ci95": [round(gap - half, 3), round(gap + half, 3)],
+                     "ahead": sum(d > 0 for d in diffs)}
     return out
+
+
+def paired_gaps(results: Sequence[CompetitionResult], ours: str) -> dict[str, tuple[float, int]]:
+    """For each other policy: mean of (ours - it) over seeds and how many seeds ours won."""
+    return {k: (v["gap"], v["ahead"]) for k, v in paired(results, ours).items()}
+
+
+def summary_json(results: Sequence[CompetitionResult], settings: SimSettings,
+                 seeds: Sequence[int], policies: dict[str, PolicyConfig]) -> dict[str, Any]:
+    """The ``--summary`` document: settings, oracle, every policy, and ours paired with each."""
+    rows = {r["policy"]: r for r in summarize(results, settings, seeds)}
+    return {
+        "traces": settings.traces,
+        "profile": settings.profile,
+        "hardware": settings.throughput().describe(),
+        "seeds": len(seeds),
+        "total_s": settings.total_s,
+        "n_problems": settings.n_problems,
+        "oracle": next(iter(rows.values()))["oracle_majority"] if rows else 0.0,
+        "policies": {name: {"solved_mean": row["solved_mean"], "solved_sd": row["solved_std"],
+                            "overrun_rate": row["overrun_rate"],
+                            "config": policies[name].to_dict()}
+                     for name, row in rows.items()},
+        "paired": paired(results, "ours") if "ours" in rows else {},
+    }
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table of ``summarize`` rows."""
-    head = ("| policy | solved (mean ± std) | min | max | time used (h, mean / max) | overrun rate "
+    head = ("| policy | solved (mean ± sd) | min | max | time used (h, mean / max) | overruns "
             "| oracle maj@pool | coverage |")
     lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
@@ -328,24 +433,34 @@ def main(argv: list[str] | None = None) -> int:
                     "(paired: same problems, samples and order per seed).")
     ap.add_argument("--seeds", type=int, default=20, help="number of simulated competitions")
     ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--profile", default="aimo2", choices=sorted(PROFILES),
+                    help="competition judging answers and giving the clock and hardware")
     ap.add_argument("--policy", action="append", default=[],
-                    help=f"preset to run (repeatable; default all: {', '.join(PRESETS)})")
+                    help="preset to run (repeatable; default: the profile's references and "
+                         f"ours; presets: {', '.join(PRESETS)})")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a PolicyConfig field in every policy (JSON value)")
-    ap.add_argument("--budget-hours", type=float, default=AIMO2.time_limit_s / 3600)
-    ap.add_argument("--problems", type=int, default=AIMO2.n_problems)
-    ap.add_argument("--startup-s", type=float, default=SimSettings.startup_s)
-    ap.add_argument("--hardware", default=SimSettings.hardware, choices=sorted(HARDWARE_PRESETS))
+    ap.add_argument("--budget-hours", type=float, default=None,
+                    help="whole-run clock (default: the profile's, scaled to the problem count)")
+    ap.add_argument("--clock-scale", type=float, default=1.0,
+                    help="multiply the (scaled) clock, e.g. 0.25 for a quarter of the time")
+    ap.add_argument("--problems", type=int, default=None,
+                    help="problems per run (default: all of a trace file; the profile's count)")
+    ap.add_argument("--startup-s", type=float, default=None)
+    ap.add_argument("--hardware", default=None, choices=sorted(SETUPS),
+                    help="machine and model layout (default: the one the trace file was "
+                         "recorded on where known, else the profile's)")
     ap.add_argument("--throughput", default=None,
-                    help="measured (concurrency, tokens/s per sequence) table, JSON or CSV")
+                    help="a measured table (JSON or CSV) instead of the hardware's model")
     ap.add_argument("--throughput-scale", type=float, default=None,
-                    help="multiply the measured speeds (e.g. H100 -> L4)")
-    ap.add_argument("--traces", default="auto",
-                    help="auto (shared/traces if present, else synthetic), synthetic, or a folder")
+                    help="multiply the measured speeds")
+    ap.add_argument("--traces", default="synthetic",
+                    help="synthetic, or one recorded trace file (.jsonl)")
     ap.add_argument("--model", default=DEFAULT_MODEL, help="synthetic calibration")
     ap.add_argument("--chunk-tokens", type=int, default=SimSettings.chunk_tokens)
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
     ap.add_argument("--json", default=None, help="write every run's records to this file")
+    ap.add_argument("--summary", default=None, help="write the JSON summary to this file")
     args = ap.parse_args(argv)
 
     overrides = {}
@@ -353,31 +468,44 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         overrides[key] = _parse_value(value)
     try:
-        names = args.policy or list(PRESETS)
-        policies = {n: get_preset(n, **overrides) for n in names}
-    except (KeyError, TypeError, ValueError) as exc:
+        base = ({n: get_preset(n) for n in args.policy} if args.policy
+                else policies_for(args.profile))
+        policies = {n: p.replace(**overrides) if overrides else p for n, p in base.items()}
+        changes: dict[str, Any] = {"chunk_tokens": args.chunk_tokens, "trace_model": args.model,
+                                   "throughput_file": args.throughput,
+                                   "throughput_scale": args.throughput_scale}
+        if args.problems is not None:
+            changes["n_problems"] = args.problems
+        if args.startup_s is not None:
+            changes["startup_s"] = args.startup_s
+        settings = settings_for(args.traces, args.profile, clock_scale=args.clock_scale,
+                                hardware=args.hardware, **changes)
+        if args.budget_hours is not None:
+            settings = replace(settings, total_s=args.budget_hours * 3600 * args.clock_scale)
+    except (KeyError, TypeError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = SimSettings(
-        total_s=args.budget_hours * 3600, n_problems=args.problems, startup_s=args.startup_s,
-        hardware=args.hardware, throughput_file=args.throughput,
-        throughput_scale=args.throughput_scale, chunk_tokens=args.chunk_tokens,
-        trace_model=args.model, traces=args.traces)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     _, source = problem_set(seeds[0], settings)
     print(f"{len(seeds)} competitions x {len(policies)} policies; {settings.n_problems} problems, "
-          f"{args.budget_hours:g} h; traces {source}; throughput "
-          f"{settings.throughput().describe()}")
+          f"{settings.total_s / 3600:g} h; profile {settings.profile}; traces {source}; "
+          f"throughput {settings.throughput().describe()}")
     t0 = time.perf_counter()
     results = compare(policies, seeds, settings, jobs=args.jobs)
     rows = summarize(results, settings, seeds)
     print(format_table(rows))
     if len(policies) > 1 and "ours" in policies:
-        for name, (gap, wins) in paired_gaps(results, "ours").items():
-            print(f"ours - {name}: {gap:+.2f} problems per run (ours ahead on {wins}/{len(seeds)})")
+        for name, gap in paired(results, "ours").items():
+            lo, hi = gap["ci95"]
+            print(f"ours - {name}: {gap['gap']:+.2f} problems per run, 95% CI [{lo:+.2f}, "
+                  f"{hi:+.2f}] (ours ahead on {gap['ahead']}/{len(seeds)})")
     print(f"simulated in {time.perf_counter() - t0:.1f} s")
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=1))
         print(f"records: {args.json}")
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(
+            summary_json(results, settings, seeds, policies), indent=1))
+        print(f"summary: {args.summary}")
     bad = [r for r in rows if r["overrun_rate"] > 0]
     return 1 if bad else 0

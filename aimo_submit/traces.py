@@ -5,9 +5,9 @@ before it ended, what it wrote in its final ``\\boxed{}`` (if anything) and whet
 its own. The replay engine turns traces into timed token streams; the policy under test never
 sees anything else, so a policy tuned here is judged on the same evidence a GPU would give it.
 
-**Recorded traces** live in ``<repo parent>/shared/traces/*.jsonl`` (see
-:func:`load_shared_traces` for the format). When that folder is absent or empty the simulator
-falls back to the synthetic generator; nothing fails.
+**Recorded traces** live in ``<repo parent>/shared/traces/*.jsonl``, one model and setup per
+file (see :func:`load_shared_traces` for the format); the simulator reads one file at a time,
+judged under a competition profile, and skips cleanly when the folder is absent.
 
 **Synthetic traces** (:func:`synthetic_problems`) follow a small generative model whose
 parameters are fitted to published figures (:data:`PUBLISHED`):
@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from aimo_submit.competition import AIMO2
+from aimo_submit.competition import AIMO2, CompetitionProfile
 
 __all__ = [
     "CALIBRATED",
@@ -56,6 +56,7 @@ __all__ = [
     "default_traces_dir",
     "fit_report",
     "load_shared_traces",
+    "trace_files",
     "majority_gain",
     "predicted_table",
     "synthetic_problems",
@@ -406,49 +407,68 @@ def _sample_from_record(record: dict[str, Any]) -> TraceSample | None:
     return TraceSample(int(tokens), answer_text, finished=finished)
 
 
-def load_shared_traces(root: str | Path | None = None, *, min_samples: int = 1
-                       ) -> list[TraceProblem] | None:
-    """Recorded pools from ``root/*.jsonl`` (default :func:`default_traces_dir`); None if absent.
+def trace_files(root: str | Path | None = None) -> list[Path]:
+    """The ``*.jsonl`` trace files of a folder (default :func:`default_traces_dir`), or ``[root]``
+    when it is a file; ``[]`` when absent. Subfolders (such as ``holdout/``) are not included."""
+    path = Path(root) if root is not None else default_traces_dir()
+    if path.is_file():
+        return [path]
+    return sorted(path.glob("*.jsonl")) if path.is_dir() else []
 
-    One JSON object per line, one line per sample. Recognised keys: the problem's id
+
+def load_shared_traces(root: str | Path | None = None, *, profile: CompetitionProfile = AIMO2,
+                       min_samples: int = 1) -> list[TraceProblem] | None:
+    """Recorded pools of ONE trace file (``root``: the file, or a folder holding exactly one);
+    None if there is none.
+
+    Each file is one model and setup, so a folder of several files is refused rather than
+    pooled into one problem set. Gold answers are judged under ``profile``: reduced modulo its
+    ``answer_modulus`` (AIMO2: 0..999; AIMO3: 0..99999, where the reduction changes nothing in
+    range). One JSON object per line, one line per sample. Recognised keys: the problem's id
     (``problem_id`` or ``id``), its gold answer (``gold`` or ``answer``, an integer; problems
     without one are skipped), the sample's generated tokens (``tokens``, ``completion_tokens``,
     ...), ``finish_reason`` (``stop``/``length``) and either ``extracted`` (the final boxed
     content, or null) or the full ``text`` (its last ``\\boxed{}`` is used). Samples keep file
-    order. A README in the folder, if any, documents where the traces came from.
+    order; ``meta`` records the file and its ``model`` field.
     """
-    folder = Path(root) if root is not None else default_traces_dir()
-    if not folder.is_dir():
-        return None
-    files = sorted(folder.glob("*.jsonl"))
+    files = trace_files(root)
     if not files:
         return None
+    if len(files) > 1:
+        raise ValueError(f"{root or default_traces_dir()} holds {len(files)} trace files "
+                         f"({', '.join(f.name for f in files)}): name one; files of different "
+                         "models or setups are never pooled")
+    path = files[0]
+    modulus = profile.answer_modulus
     gold: dict[str, int] = {}
     pools: dict[str, list[TraceSample]] = {}
-    for path in files:
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if not isinstance(record, dict):
-                    continue
-                pid = _first(record, _ID_KEYS)
-                truth = _first(record, _GOLD_KEYS)
-                sample = _sample_from_record(record)
-                if pid is None or sample is None:
-                    continue
-                try:
-                    if truth is not None:
-                        gold.setdefault(str(pid), int(truth))
-                except (TypeError, ValueError):
-                    continue
-                pools.setdefault(str(pid), []).append(sample)
-    problems = [TraceProblem(pid, gold[pid] % _MOD, tuple(samples), meta={"source": str(folder)})
+    model: str | None = None
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            pid = _first(record, _ID_KEYS)
+            truth = _first(record, _GOLD_KEYS)
+            sample = _sample_from_record(record)
+            if pid is None or sample is None:
+                continue
+            try:
+                if truth is not None:
+                    gold.setdefault(str(pid), int(truth))
+            except (TypeError, ValueError):
+                continue
+            if model is None and isinstance(record.get("model"), str):
+                model = record["model"]
+            pools.setdefault(str(pid), []).append(sample)
+    problems = [TraceProblem(pid, gold[pid] % modulus, tuple(samples),
+                             meta={"source": str(path), "model": model, "profile": profile.name})
                 for pid, samples in pools.items()
                 if pid in gold and len(samples) >= min_samples]
     return problems or None

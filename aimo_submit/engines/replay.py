@@ -16,22 +16,22 @@ one event per ``chunk_tokens`` tokens so simulations stay fast; token counts are
 Timing: all running sequences (of every generation) decode in lockstep at the per-sequence
 speed the throughput model gives for the current concurrency and mean context; the speed is
 re-evaluated whenever a sequence joins or leaves and at every chunk boundary. A request's
-samples join after ``request_latency_s`` (prefill). See :class:`HardwareThroughput` for the
-default model and :class:`MeasuredThroughput` / :func:`load_throughput` for measured tables.
+samples join after ``request_latency_s`` (prefill). The throughput models live in
+``hardware.py`` (roofline and measured tables).
+
+Honest replay: within one problem a recorded sample is used at most once. A request for more
+samples than the problem's pool has left gets the rest of the pool; each sample beyond it ends
+at once, CANCELLED with 0 tokens and no answer (it never decodes, so it neither votes nor slows
+the others). A policy asking 32 samples of an 8-sample pool is therefore simulated as the
+8-sample policy it can honestly be: duplicated samples would be counted as independent votes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import csv
-import json
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 from aimo_submit.engines.base import (
     Engine,
@@ -39,6 +39,13 @@ from aimo_submit.engines.base import (
     Generation,
     GenerationRequest,
     SampleEvent,
+)
+from aimo_submit.hardware import (  # re-exported: they lived here before hardware.py
+    HARDWARE_PRESETS,
+    HardwareThroughput,
+    MeasuredThroughput,
+    ThroughputModel,
+    load_throughput,
 )
 from aimo_submit.traces import TraceProblem, TraceSample
 
@@ -59,177 +66,6 @@ def problem_text(problem: TraceProblem | str) -> str:
     """The statement to hand the solver: it carries the marker the engine finds in the prompt."""
     pid = problem if isinstance(problem, str) else problem.id
     return f"Replayed problem {pid}. [trace:{pid}]"
-
-
-# -- throughput models -------------------------------------------------------------------------
-class ThroughputModel(Protocol):
-    """Decode speed of one sequence (tokens/s) while ``concurrency`` sequences run."""
-
-    def tokens_per_s(self, concurrency: int, mean_context: float) -> float: ...
-
-    def describe(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class HardwareThroughput:
-    """Roofline decode model of the competition machine (default: 4x L4, one model per GPU).
-
-    Decode is memory-bound: every step each GPU streams its share of the weights once plus the
-    KV cache of the sequences it runs, so a step takes ``bytes / (bandwidth * efficiency)``
-    (or the matmul time, if larger) plus a fixed overhead; each sequence gains one token per
-    step. ``gpus / tensor_parallel`` replicas share the sequences evenly. When the KV cache of
-    a replica's sequences exceeds its free memory, only the part that fits runs (vLLM preempts
-    the rest), so per-sequence speed drops by that fraction.
-
-    Sources: L4 datasheet (24 GB GDDR6, 300 GB/s, 121 TFLOPS dense FP16 tensor);
-    DeepSeek-R1-Distill-Qwen-14B config.json (48 layers, 8 KV heads of 128: 2*48*8*128*2 bytes
-    = 192 KiB of fp16 KV per token; 14.8B parameters). Assumed: 9.5 GB of 4-bit AWQ weights
-    read per step, 70 % achievable bandwidth, 50 % matmul efficiency, 3 ms of per-step
-    overhead (sampling, scheduling, launches), 1.5 GB activation reserve, 3 ms per step of
-    all-reduce over PCIe when ``tensor_parallel > 1`` (no NVLink on L4).
-    """
-
-    gpus: int = 4
-    tensor_parallel: int = 1
-    gpu_memory_gb: float = 24.0
-    memory_utilization: float = 0.92
-    bandwidth_gbs: float = 300.0
-    bandwidth_efficiency: float = 0.7
-    weight_gb: float = 9.5
-    kv_bytes_per_token: float = 2 * 48 * 8 * 128 * 2
-    activation_reserve_gb: float = 1.5
-    peak_tflops: float = 121.0
-    compute_efficiency: float = 0.5
-    flops_per_token: float = 2 * 14.8e9
-    step_overhead_s: float = 0.003
-    allreduce_s: float = 0.003
-    name: str = "l4x4-dp4"
-
-    @property
-    def replicas(self) -> int:
-        return max(1, self.gpus // self.tensor_parallel)
-
-    @property
-    def kv_capacity_tokens(self) -> float:
-        """KV tokens one replica can hold (its GPUs' memory minus weights and reserve)."""
-        free_gb = (self.gpu_memory_gb * self.memory_utilization - self.activation_reserve_gb
-                   - self.weight_gb / self.tensor_parallel) * self.tensor_parallel
-        return max(0.0, free_gb * 1e9 / self.kv_bytes_per_token)
-
-    def tokens_per_s(self, concurrency: int, mean_context: float) -> float:
-        per_replica = max(1.0, concurrency / self.replicas)
-        demand = per_replica * max(1.0, mean_context)
-        resident = per_replica * min(1.0, self.kv_capacity_tokens / demand)
-        tp = self.tensor_parallel
-        step_bytes = (self.weight_gb * 1e9 + resident * mean_context * self.kv_bytes_per_token) / tp
-        t_mem = step_bytes / (self.bandwidth_gbs * 1e9 * self.bandwidth_efficiency)
-        t_compute = resident * self.flops_per_token / tp / (
-            self.peak_tflops * 1e12 * self.compute_efficiency)
-        step = max(t_mem, t_compute) + self.step_overhead_s + (self.allreduce_s if tp > 1 else 0)
-        return (resident / per_replica) / step
-
-    def describe(self) -> str:
-        return (f"{self.name}: {self.gpus}x {self.gpu_memory_gb:.0f} GB at "
-                f"{self.bandwidth_gbs:.0f} GB/s, TP={self.tensor_parallel} "
-                f"({self.replicas} replicas), weights {self.weight_gb} GB, "
-                f"KV {self.kv_bytes_per_token / 1024:.0f} KiB/token, "
-                f"{self.kv_capacity_tokens / 1000:.0f}k KV tokens per replica")
-
-
-HARDWARE_PRESETS: dict[str, HardwareThroughput] = {
-    # The issue's default: one AWQ copy per L4, 4 data-parallel replicas.
-    "l4x4-dp4": HardwareThroughput(),
-    # What weights_manifest.json configures for vLLM: one copy split over 4 GPUs.
-    "l4x4-tp4": HardwareThroughput(tensor_parallel=4, name="l4x4-tp4"),
-}
-
-
-@dataclass(frozen=True)
-class MeasuredThroughput:
-    """A measured table of (concurrency, tokens/s per sequence), linearly interpolated.
-
-    Below the first row the first speed holds; beyond the last row the *aggregate* speed of
-    the last row holds (more sequences share it). ``scale`` converts a table measured on other
-    hardware (e.g. an H100 -> L4: roughly the bandwidth ratio 300/3350). Context is ignored:
-    the table is whatever mix of contexts the measurement ran.
-    """
-
-    rows: tuple[tuple[float, float], ...]
-    scale: float = 1.0
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.rows:
-            raise ValueError("a throughput table needs at least one row")
-        if any(c <= 0 or t <= 0 for c, t in self.rows):
-            raise ValueError("throughput rows must have positive concurrency and speed")
-        object.__setattr__(self, "rows", tuple(sorted((float(c), float(t)) for c, t in self.rows)))
-
-    def tokens_per_s(self, concurrency: int, mean_context: float) -> float:
-        c = max(1.0, float(concurrency))
-        xs = [r[0] for r in self.rows]
-        if c <= xs[0]:
-            speed = self.rows[0][1]
-        elif c >= xs[-1]:
-            speed = self.rows[-1][1] * xs[-1] / c
-        else:
-            i = bisect.bisect_right(xs, c)
-            (c0, t0), (c1, t1) = self.rows[i - 1], self.rows[i]
-            speed = t0 + (t1 - t0) * (c - c0) / (c1 - c0)
-        return speed * self.scale
-
-    def describe(self) -> str:
-        pts = ", ".join(f"{c:g}:{t:g}" for c, t in self.rows)
-        return f"measured {self.source or 'table'} (x{self.scale:g}): {pts}"
-
-
-_CONC_KEYS = ("concurrency", "num_seqs", "batch", "n", "max_num_seqs")
-_SPEED_KEYS = ("tokens_per_s_per_seq", "per_seq_tokens_per_s", "tokens_per_s_per_sequence")
-_AGG_KEYS = ("aggregate_tokens_per_s", "total_tokens_per_s", "output_tokens_per_s")
-
-
-def _row(record: dict) -> tuple[float, float] | None:
-    conc = next((record[k] for k in _CONC_KEYS if record.get(k) not in (None, "")), None)
-    if conc is None:
-        return None
-    c = float(conc)
-    speed = next((record[k] for k in _SPEED_KEYS if record.get(k) not in (None, "")), None)
-    if speed is not None:
-        return c, float(speed)
-    agg = next((record[k] for k in _AGG_KEYS if record.get(k) not in (None, "")), None)
-    return (c, float(agg) / c) if agg is not None else None
-
-
-def load_throughput(path: str | Path, scale: float | None = None) -> MeasuredThroughput:
-    """Read a measured table from JSON or CSV.
-
-    JSON: ``{"rows": [...], "scale": 1.0}`` or a bare list; rows are ``[concurrency, speed]``
-    pairs or objects. CSV: a header row. Column/key names: concurrency (``concurrency``,
-    ``num_seqs``, ``batch``) and either per-sequence speed (``tokens_per_s_per_seq``) or
-    aggregate speed (``aggregate_tokens_per_s``, ``total_tokens_per_s``), divided by
-    concurrency. ``scale`` overrides the file's own.
-    """
-    p = Path(path)
-    file_scale = 1.0
-    rows: list[tuple[float, float]] = []
-    if p.suffix.lower() == ".json":
-        data = json.loads(p.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            file_scale = float(data.get("scale", 1.0))
-            data = data.get("rows", data.get("results", []))
-        for item in data:
-            if isinstance(item, (list, tuple)) and len(item) >= 2:
-                rows.append((float(item[0]), float(item[1])))
-            elif isinstance(item, dict) and (row := _row(item)) is not None:
-                rows.append(row)
-    else:
-        with p.open(newline="", encoding="utf-8") as fh:
-            for record in csv.DictReader(fh):
-                if (row := _row(record)) is not None:
-                    rows.append(row)
-    if not rows:
-        raise ValueError(f"{p}: no (concurrency, tokens/s) rows found")
-    return MeasuredThroughput(tuple(rows), scale if scale is not None else file_scale, str(p))
 
 
 # -- the engine --------------------------------------------------------------------------------
@@ -296,8 +132,9 @@ class ReplayEngine(Engine):
     """FAKE GPU engine for simulations: replays trace samples with modelled timing.
 
     ``problems`` are the pools to draw from; a request's prompt names its problem through the
-    marker of :func:`problem_text`. Each request takes the problem's next ``n`` samples from
-    its pool (wrapping around), so every policy sees the same samples in the same order.
+    marker of :func:`problem_text`. Each request takes the problem's next ``n`` unused samples
+    (never one twice: see the module docstring), so every policy sees the same samples in the
+    same order; ``unavailable`` counts the samples asked for beyond a pool.
     """
 
     name = "replay"
@@ -334,6 +171,8 @@ class ReplayEngine(Engine):
         self._loop: asyncio.AbstractEventLoop | None = None
         self.generated_tokens = 0
         """Tokens decoded so far across all samples (cancelled ones included)."""
+        self.unavailable = 0
+        """Samples requested beyond a problem's pool (ended at once, no tokens, no answer)."""
         self.busy_s = 0.0
         """Clock seconds during which at least one sequence was decoding."""
 
@@ -350,11 +189,17 @@ class ReplayEngine(Engine):
         if self._loop is not loop:
             self._loop, self._last, self._running = loop, loop.time(), []
         gen = ReplayGeneration(self, request)
-        start = self._cursor.get(problem.id, 0)
-        self._cursor[problem.id] = start + request.n
         pool = problem.samples
-        for i in range(request.n):
-            gen.seqs.append(self._make_seq(gen, i, pool[(start + i) % len(pool)], request))
+        start = self._cursor.get(problem.id, 0)
+        fresh = max(0, min(request.n, len(pool) - start))
+        self._cursor[problem.id] = start + fresh
+        for i in range(fresh):
+            gen.seqs.append(self._make_seq(gen, i, pool[start + i], request))
+        for i in range(fresh, request.n):  # beyond the pool: no recorded sample to replay
+            seq = _Seq(gen, i, 1, FinishReason.CANCELLED, "", self.chunk_tokens)
+            gen.seqs.append(seq)
+            self.unavailable += 1
+            self._finish(seq, FinishReason.CANCELLED, 0, "")
         loop.call_later(self.request_latency_s, self._join, gen)
         return gen
 
