@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from aimo_submit.competition import AIMO2, CompetitionProfile
+from aimo_submit.confidence import ConfidenceBlocks
 
 __all__ = [
     "CALIBRATED",
@@ -74,6 +75,9 @@ class TraceSample:
     """Content of the sample's final ``\\boxed{}``; None when it wrote no answer."""
     finished: bool = True
     """False: the sample never ended on its own (cut at ``tokens``); it has no answer."""
+    confidence: ConfidenceBlocks | None = None
+    """Its recorded confidence series (issue 16), when the recording asked for log-probabilities;
+    the replay engine streams them and confidence rules use them. None: plain votes."""
 
 
 @dataclass(frozen=True)
@@ -404,7 +408,22 @@ def _sample_from_record(record: dict[str, Any]) -> TraceSample | None:
         answer_text = None
     if not finished:
         answer_text = None
-    return TraceSample(int(tokens), answer_text, finished=finished)
+    return TraceSample(int(tokens), answer_text, finished=finished,
+                       confidence=_confidence_from_record(record))
+
+
+def _confidence_from_record(record: dict[str, Any]) -> ConfidenceBlocks | None:
+    """``confidence``: block means as a trace writes them, or a run-log sample's confidence
+    entry (its ``blocks``); anything unreadable replays as a sample without confidence."""
+    data = record.get("confidence")
+    if isinstance(data, dict) and isinstance(data.get("blocks"), dict):
+        data = data["blocks"]
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ConfidenceBlocks.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def trace_files(root: str | Path | None = None) -> list[Path]:

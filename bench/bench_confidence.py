@@ -284,10 +284,11 @@ def accuracy_rows(problems: Sequence[Any], results: dict[int, tuple[list[Run], l
 def write_traces(path: Path, problems: Sequence[Any], runs: Sequence[Run]) -> None:
     """Run A's samples in the shared trace format, with their confidence blocks."""
     with path.open("w", encoding="utf-8") as fh:
-        for p, run in zip(problems, runs, strict=True):
-            for s in sorted(run.samples, key=lambda s: s.arrival):
+        for i, (p, run) in enumerate(zip(problems, runs, strict=True)):
+            for s in run.samples:  # in draw order (sample j used seed + j): pools are unbiased
                 fh.write(json.dumps({
-                    "problem_id": p.text, "gold": p.answer, "tokens": s.tokens,
+                    "problem_id": f"tiny-{REPORT_SEED}-{i:04d}", "kind": p.kind,
+                    "gold": p.answer, "tokens": s.tokens,
                     "finish_reason": "length" if s.finish == "length" else "stop",
                     "extracted": None if s.answer is None else str(s.answer),
                     "confidence": s.blocks,
@@ -329,6 +330,88 @@ def final_line(acc: list[dict[str, Any]]) -> str:
     row = next((r for r in acc if r["samples"] == 8), acc[0])
     return (f"confidence: plain {row['plain %']}% weighted {row['weighted %']}% "
             f"online {row['online %']}% tokens saved {row['tokens saved %']}%")
+
+
+# -- the simulator (``make bench``) -----------------------------------------------------------
+SIM_POLICIES: dict[str, PolicyConfig] = {
+    "plain": BASE.replace(confidence_vote="", confidence_stop_percentile=0.0,
+                          confidence_record=False),
+    "weighted": BASE.replace(confidence_stop_percentile=0.0),
+    "online": BASE.replace(confidence_vote=""),
+}
+"""The bench's three policies, as the simulator replays them (no early stop, n samples)."""
+
+QWEN_TRACES = "qwen3-30b-a3b_aime2025_n8.jsonl"
+"""A shared trace file without confidences: the rules must fall back to plain votes there."""
+
+
+async def _replay(problems: Sequence[Any], policy: PolicyConfig, n: int,
+                  chunk_tokens: int) -> tuple[int, int, int]:
+    """(solved, tokens, samples stopped) of ``policy`` over ``problems`` on the replay engine:
+    the FAKE GPU timing of the simulator, the real solver."""
+    from aimo_submit.engines.replay import ReplayEngine, problem_text
+    from aimo_submit.schedule import ProblemBudget
+    from aimo_submit.solver import Solver
+
+    engine = ReplayEngine(problems, chunk_tokens=chunk_tokens, heartbeat_s=None)
+    solver = Solver(engine, policy.replace(n_samples=n, early_stop_agree=n + 1), modulus=1000)
+    solved = tokens = stopped = 0
+    for p in problems:
+        now = asyncio.get_running_loop().time()
+        budget = ProblemBudget(now, now + 1e6, now + 1e6, policy.max_tokens, n, 1e6)
+        r = await solver.solve(problem_text(p), budget)
+        solved += r.answer == p.answer
+        tokens += r.tokens
+        stopped += r.low_confidence_stops
+    return solved, tokens, stopped
+
+
+def simulated_rows(traces: Path | None = None, n: int = 8) -> list[dict[str, Any]]:
+    """The confidence rules in the simulator, for ``make bench`` (and issue 12's bench).
+
+    Replays the tiny model's recorded traces, which carry confidences
+    (``bench/results/confidence_traces.jsonl``, written by ``make bench-confidence``), and a
+    shared trace file without them, through the same solver code, under the plain,
+    confidence-weighted and online-termination policies. Where traces carry no confidence the
+    rules fall back to plain votes, and the ``confidence`` column says so.
+    """
+    from aimo_submit import simclock
+    from aimo_submit.traces import default_traces_dir, load_shared_traces
+
+    # (label, file, replay chunk in tokens, max_tokens): tiny samples are 25-65 tokens, so
+    # events every 4 tokens let online termination act as it did live.
+    sources = [("tiny model (recorded, with confidences)", traces or TRACES, 4, BASE.max_tokens)]
+    qwen = default_traces_dir() / QWEN_TRACES
+    if qwen.is_file():  # the shared folder is optional
+        sources.append((f"shared {QWEN_TRACES}", qwen, 256, 16384))
+    rows: list[dict[str, Any]] = []
+    for label, path, chunk, max_tokens in sources:
+        if not Path(path).is_file():
+            rows.append({"traces": label, "policy": "-", "note": f"missing {path}"})
+            continue
+        problems = load_shared_traces(path) or []
+        with_conf = sum(s.confidence is not None for p in problems for s in p.samples)
+        total = sum(len(p.samples) for p in problems)
+        base_tokens = None
+        for name, policy in SIM_POLICIES.items():
+            pol = policy.replace(max_tokens=max_tokens)
+            solved, tokens, stopped = simclock.run(_replay(problems, pol, n, chunk))
+            base_tokens = base_tokens or tokens
+            rows.append({
+                "traces": label, "problems": len(problems), "samples": n, "policy": name,
+                "confidence": f"{with_conf}/{total} samples" if with_conf else
+                "none: plain vote",
+                "solved %": pct(solved / max(1, len(problems))),
+                "tokens": tokens,
+                "tokens saved %": pct(1 - tokens / base_tokens) if base_tokens else 0.0,
+                "stopped": stopped,
+            })
+    return rows
+
+
+def run() -> list[dict[str, Any]]:
+    """``make bench``: the confidence rules in the simulator (see ``simulated_rows``)."""
+    return simulated_rows()
 
 
 def main(argv: list[str] | None = None) -> int:
