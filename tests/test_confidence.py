@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +153,122 @@ def test_blocks_record_the_series_and_replay_group_values_at_block_boundaries() 
     assert got.logprob_mean == pytest.approx(want.logprob_mean, abs=1e-3)
     with pytest.raises(ValueError):
         ConfidenceBlocks.from_dict({"size": 0, "tokens": 3})
+
+
+# -- the same solver code on the replay engine (virtual time) ---------------------------------
+def _replay_problem(with_conf: bool) -> Any:
+    from aimo_submit.traces import TraceProblem, TraceSample
+
+    def sample(answer: str, logprob: float) -> TraceSample:
+        blocks = ConfidenceBlocks(4, 40, (8.0,) * 10, (logprob,) * 10) if with_conf else None
+        return TraceSample(40, answer, confidence=blocks)
+
+    # Three unsure samples say 7, two sure ones say 5 (a slip is an unlikely draw).
+    pool = [sample("7", -2.0), sample("5", -0.01), sample("7", -2.0), sample("5", -0.01),
+            sample("7", -2.0)]
+    return TraceProblem("p1", 5, tuple(pool))
+
+
+def _replay_solve(problem: Any, policy: Any) -> Any:
+    from aimo_submit import simclock
+    from aimo_submit.engines.replay import ReplayEngine, problem_text
+    from aimo_submit.schedule import ProblemBudget
+    from aimo_submit.solver import Solver
+
+    async def main() -> Any:
+        engine = ReplayEngine([problem], chunk_tokens=4, heartbeat_s=None)
+        solver = Solver(engine, policy, modulus=1000)
+        now = asyncio.get_running_loop().time()
+        budget = ProblemBudget(now, now + 1e5, now + 1e5, policy.max_tokens, policy.n_samples,
+                               1e5)
+        return await solver.solve(problem_text(problem), budget)
+
+    return simclock.run(main())
+
+
+def test_replayed_confidences_weight_the_vote_and_fall_back_to_plain_without_them() -> None:
+    from aimo_submit.policy import PolicyConfig
+
+    plain = PolicyConfig(n_samples=5, early_stop_agree=9, early_stop_unbeatable=False,
+                         max_tokens=100)
+    weighted = plain.replace(confidence_vote="logprob_mean", confidence_power=1.0,
+                             confidence_window=4, confidence_tail=4)
+    assert _replay_solve(_replay_problem(True), plain).answer == 7
+    r = _replay_solve(_replay_problem(True), weighted)
+    assert r.answer == 5
+    weights = sorted(s["weight"] for s in r.samples)
+    assert weights[0] == pytest.approx(math.exp(-2.0), abs=1e-6)  # the log rounds to 6 places
+    assert weights[-1] == pytest.approx(math.exp(-0.01), abs=1e-6)
+    assert all(s["confidence"]["blocks"]["tokens"] == 40 for s in r.samples)
+    fallback = _replay_solve(_replay_problem(False), weighted)
+    assert fallback.answer == 7 and all(s["confidence"] is None for s in fallback.samples)
+    assert all(s["weight"] == 1.0 for s in fallback.samples)
+
+
+def test_replayed_online_termination_cancels_unsure_samples_after_the_warm_up() -> None:
+    from aimo_submit.policy import PolicyConfig
+
+    policy = PolicyConfig(n_samples=5, early_stop_agree=9, early_stop_unbeatable=False,
+                          max_tokens=100, confidence_stop_signal="logprob_lowest_group",
+                          confidence_stop_percentile=50.0, confidence_warmup=2,
+                          confidence_staged=True, confidence_window=4, confidence_tail=4)
+    r = _replay_solve(_replay_problem(True), policy)
+    # warm-up: samples 0 (-2.0) and 1 (-0.01) finish; threshold = their median (-1.005);
+    # of the rest, the two unsure ones are cancelled on their first full window
+    assert r.confidence_threshold == pytest.approx(-1.005)
+    finish = [s["finish"] for s in r.samples]
+    assert finish == ["boxed", "boxed", "low-confidence", "boxed", "low-confidence"]
+    assert [s["tokens"] for s in r.samples] == [40, 40, 4, 40, 4]
+    assert r.low_confidence_stops == 2 and r.n_voted == 3 and r.answer == 5
+    assert r.tokens == 128
+    off = _replay_solve(_replay_problem(False), policy)  # no confidences: nothing is stopped
+    assert off.low_confidence_stops == 0 and off.tokens == 200 and off.answer == 7
+
+
+# -- the real tiny model ---------------------------------------------------------------------
+_MODEL = Path(__file__).resolve().parents[1] / "aimo_submit" / "assets" / "tiny-model"
+
+
+@pytest.mark.skipif(not (_MODEL / "config.json").is_file(), reason="tiny model not trained")
+def test_tiny_model_weighted_vote_and_online_termination() -> None:
+    """On the real engine: every generated token is scored, the weights follow the mapping,
+    and online termination cancels samples (no vote, fewer tokens) on the same seeds."""
+    from aimo_submit.engines.transformers_engine import TransformersEngine
+    from aimo_submit.policy import PolicyConfig
+    from aimo_submit.schedule import ProblemBudget
+    from aimo_submit.solver import Solver
+
+    base = PolicyConfig(n_samples=8, early_stop_agree=9, early_stop_unbeatable=False,
+                        temperature=1.0, top_p=1.0, max_tokens=128, seed=3,
+                        confidence_vote="logprob_lowest_group", confidence_power=4.0,
+                        confidence_window=8, confidence_tail=8, confidence_block=4)
+    online = base.replace(confidence_vote="", confidence_stop_signal="logprob_lowest_group",
+                          confidence_stop_percentile=90.0, confidence_warmup=2,
+                          confidence_staged=True)
+    problem = "What is the remainder when 947 is divided by 7?"
+
+    async def main() -> tuple[Any, Any]:
+        engine = TransformersEngine(_MODEL, device="cpu", threads=1)
+        await engine.start()
+        try:
+            out = []
+            for policy in (base, online):
+                solver = Solver(engine, policy, modulus=1000, prompt_style="tiny",
+                                stop=("<|im_end|>",))
+                now = asyncio.get_running_loop().time()
+                budget = ProblemBudget(now, now + 600, now + 600, 128, 8, 600)
+                out.append(await solver.solve(problem, budget))
+            return out[0], out[1]
+        finally:
+            await engine.close()
+
+    full, cut = asyncio.run(main())
+    for s in full.samples:
+        conf = s["confidence"]
+        assert conf["tokens"] == s["tokens"] == conf["blocks"]["tokens"]
+        want = weight_of("logprob_lowest_group", conf["logprob_lowest_group"], 5, 4.0)
+        assert s["weight"] == pytest.approx(want, abs=1e-3)
+    stopped = [s for s in cut.samples if s["finish"] == "low-confidence"]
+    assert stopped and cut.low_confidence_stops == len(stopped)
+    assert cut.n_voted == 8 - len(stopped) and cut.tokens < full.tokens
+    assert cut.confidence_threshold is not None
