@@ -272,3 +272,13 @@ def test_tiny_model_weighted_vote_and_online_termination() -> None:
     assert stopped and cut.low_confidence_stops == len(stopped)
     assert cut.n_voted == 8 - len(stopped) and cut.tokens < full.tokens
     assert cut.confidence_threshold is not None
+
+
+def test_presets_say_whether_they_use_confidence() -> None:
+    """presets.py states that no preset uses confidence: keep the statement true."""
+    import aimo_submit.presets as presets
+
+    assert "no preset uses it" in (presets.__doc__ or "")
+    for name in presets.preset_names():
+        policy = presets.get_preset(name)
+        assert not policy.uses_confidence and not policy.confidence_record, name
