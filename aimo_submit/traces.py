@@ -56,6 +56,7 @@ __all__ = [
     "calibrate",
     "default_traces_dir",
     "fit_report",
+    "load_runlog_traces",
     "load_shared_traces",
     "trace_files",
     "majority_gain",
@@ -491,6 +492,38 @@ def load_shared_traces(root: str | Path | None = None, *, profile: CompetitionPr
                 for pid, samples in pools.items()
                 if pid in gold and len(samples) >= min_samples]
     return problems or None
+
+
+def load_runlog_traces(path: str | Path, gold: dict[str, int], *,
+                       modulus: int = AIMO2.answer_modulus) -> list[TraceProblem]:
+    """Pools from a submission's ``aimo_runlog.jsonl`` (one line per problem, its ``samples``),
+    with each sample's recorded confidence (issue 16); ``gold`` maps problem ids to answers
+    (a run log does not know them). Problems without a gold answer are skipped.
+
+    Record with early stop off (``early_stop_agree`` above ``n_samples``, ``unbeatable`` off)
+    and ``confidence_record=True``: a sample the run cancelled is replayed as cut where it was
+    cancelled (no answer), which is all the log knows about it.
+    """
+    problems = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            pid = str(record.get("id")) if isinstance(record, dict) else None
+            if pid not in gold or not isinstance(record.get("samples"), list):
+                continue
+            samples = []
+            for s in record["samples"]:
+                ended = s.get("finish") in ("boxed", "stop")
+                answer = s.get("answer") if ended else None
+                samples.append(TraceSample(
+                    int(s.get("tokens") or 0), None if answer is None else str(answer),
+                    finished=ended, confidence=_confidence_from_record(s)))
+            problems.append(TraceProblem(pid, int(gold[pid]) % modulus, tuple(samples),
+                                         meta={"source": str(path)}))
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:

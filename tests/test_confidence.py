@@ -282,3 +282,26 @@ def test_presets_say_whether_they_use_confidence() -> None:
     for name in presets.preset_names():
         policy = presets.get_preset(name)
         assert not policy.uses_confidence and not policy.confidence_record, name
+
+
+def test_a_recorded_run_replays_with_its_confidences(tmp_path: Path) -> None:
+    """A run-log line (what the runner writes per problem) loads back as a trace pool whose
+    samples carry their confidences, and replays to the same weighted decision."""
+    import json
+
+    from aimo_submit.policy import PolicyConfig
+    from aimo_submit.traces import load_runlog_traces
+
+    policy = PolicyConfig(n_samples=5, early_stop_agree=9, early_stop_unbeatable=False,
+                          max_tokens=100, confidence_vote="logprob_mean", confidence_window=4,
+                          confidence_tail=4, confidence_block=4)
+    first = _replay_solve(_replay_problem(True), policy)
+    log = tmp_path / "aimo_runlog.jsonl"
+    log.write_text(json.dumps({"id": "p1", **first.to_dict()}) + "\n" + "not json\n")
+    (problem,) = load_runlog_traces(log, {"p1": 5})
+    assert [s.answer_text for s in problem.samples] == ["7", "5", "7", "5", "7"]
+    assert all(s.confidence is not None and s.confidence.tokens == 40 for s in problem.samples)
+    again = _replay_solve(problem, policy)
+    assert again.answer == first.answer == 5
+    assert [s["weight"] for s in again.samples] == [s["weight"] for s in first.samples]
+    assert load_runlog_traces(log, {}) == []
