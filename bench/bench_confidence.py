@@ -54,6 +54,13 @@ RESULTS = REPO / "bench" / "results"
 TRACES = RESULTS / "confidence_traces.jsonl"
 COMMAND = "make bench-confidence  (= python -m bench.bench_confidence)"
 
+FULL_RUN = 300
+"""Results and traces are written only by a report-split run of at least this many problems
+(the issue's held-out size); shorter runs print their table and final line only."""
+TRACE_PROBLEMS, TRACE_SAMPLES = 60, 16
+"""Traces kept for the simulator: the first 60 problems, 16 samples each in draw order (about
+300 kB; all 300 x 32 would be 3 MB)."""
+
 REPORT_SEED, TUNE_SEED, POOL = 3003, 777, 1000
 """The report split is the first N of a 1,000-problem draw (seed 3003); the tune split the
 first N of another (seed 777) that also excludes those 1,000."""
@@ -284,8 +291,8 @@ def accuracy_rows(problems: Sequence[Any], results: dict[int, tuple[list[Run], l
 def write_traces(path: Path, problems: Sequence[Any], runs: Sequence[Run]) -> None:
     """Run A's samples in the shared trace format, with their confidence blocks."""
     with path.open("w", encoding="utf-8") as fh:
-        for i, (p, run) in enumerate(zip(problems, runs, strict=True)):
-            for s in run.samples:  # in draw order (sample j used seed + j): pools are unbiased
+        for i, (p, run) in enumerate(zip(problems[:TRACE_PROBLEMS], runs, strict=False)):
+            for s in run.samples[:TRACE_SAMPLES]:  # draw order (sample j used seed + j)
                 fh.write(json.dumps({
                     "problem_id": f"tiny-{REPORT_SEED}-{i:04d}", "kind": p.kind,
                     "gold": p.answer, "tokens": s.tokens,
@@ -488,7 +495,10 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     text = report(args, overlap, acc, corr, wall, policy)
     print(text)
-    if not args.no_write and args.split == "report":
+    if args.no_write or args.split != "report" or args.problems < FULL_RUN:
+        print(f"(results not written: only a report-split run of >= {FULL_RUN} problems "
+              "writes bench/results/confidence.md)")
+    else:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "confidence.md").write_text(text + "\n" + final_line(acc) + "\n")
         write_traces(TRACES, problems, results[biggest][0])
