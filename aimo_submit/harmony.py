@@ -200,10 +200,10 @@ class HarmonyChat:
     ) -> None:
         if reasoning_effort not in REASONING_EFFORTS:
             raise ValueError(f"reasoning_effort {reasoning_effort!r} not in {REASONING_EFFORTS}")
-        import openai_harmony as oh
+        self.encoding = encoding if encoding is not None else load_encoding()
+        import openai_harmony as oh  # importable: an encoding exists
 
         self._oh = oh
-        self.encoding = encoding if encoding is not None else load_encoding()
         self.reasoning_effort = reasoning_effort
         self.python_tool = python_tool
         self.tool_description = tool_description
@@ -213,6 +213,9 @@ class HarmonyChat:
         )
         """``<|call|>`` and ``<|return|>``: where a turn hands over to a tool or ends."""
         self._start_id = self._special_id("<|start|>")
+        self.call_token = "<|call|>"
+        """Ends a tool call; restored when the engine stopped at it without writing it out."""
+        self._special_id(self.call_token)
         self._specials = sorted(enc.special_tokens_set, key=len, reverse=True)
         self._special_re = re.compile("|".join(re.escape(s) for s in self._specials))
 

@@ -607,6 +607,11 @@ class _ProblemRun:
                 sample.notes.append(f"final message holds no integer: {turn.final_text[:80]!r}")
             self.finish(sample, "stop")
         elif turn.kind == "call":
+            call_token = self.s.chat().call_token
+            if not sample.text.endswith(call_token):
+                # The engine ended the call at its end-of-sequence token without writing it
+                # out: the context the model continues from must still close the call.
+                sample.text += call_token
             self.on_tool_call(sample, turn)
         else:
             self.finish(sample, "length" if reason == FinishReason.LENGTH else "no-final")

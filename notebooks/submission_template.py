@@ -14,8 +14,8 @@
 # `aimo-submit-lib` dataset, the `aimo-submit-wheels` dataset and the model's weights.
 #
 # **Knobs** (environment variables, all optional): `AIMO_MODEL` (a weights_manifest.json entry),
-# `AIMO_PROFILE` (`aimo2` or `aimo3`), `AIMO_TEST_CSV` (rehearse over this CSV instead of the gateway's),
-# `AIMO_KAGGLE_DATA` (folder with `kaggle_evaluation/`), `AIMO_TIME_BUDGET_S` (whole-run
+# `AIMO_PROFILE` (`aimo2` or `aimo3`), `AIMO_TEST_CSV` (rehearse over this CSV instead of the
+# gateway's), `AIMO_KAGGLE_DATA` (folder with `kaggle_evaluation/`), `AIMO_TIME_BUDGET_S` (whole-run
 # seconds), `AIMO_POLICY` (JSON of policy overrides), `AIMO_SEARCH_ROOTS` (extra weight folders,
 # `os.pathsep`-separated), `AIMO_WORKDIR`, `AIMO_SUBMIT_ROOT` (a checkout instead of the
 # dataset), `AIMO_WHEELS_DIR` / `AIMO_SKIP_WHEELS`.

@@ -56,8 +56,9 @@ REPLY = re.compile(
 class TranscriptEngine(Engine):
     """Test-only engine: streams the transcript's assistant turns and checks continuations.
 
-    ``turns`` are dicts with ``text`` (one request's output) and ``output`` (a substring the
-    tool reply that follows must contain; None: any). ``tool`` is the tool the reply must come
+    ``turns`` are dicts with ``text`` (one request's output), ``output`` (a substring the
+    tool reply that follows must contain; None: any) and optionally ``closed_by`` (what the
+    solver must add after ``text``). ``tool`` is the tool the reply must come
     from. Problems found are kept in ``problems`` and raised into the solver as a failed
     ``generate``.
     """
@@ -90,9 +91,10 @@ class TranscriptEngine(Engine):
             if not rest:
                 self.replies.append(last_reply)  # the reply that this continuation answers
                 return i
-            if not rest.startswith(turn["text"]):
+            written = turn["text"] + turn.get("closed_by", "")
+            if not rest.startswith(written):
                 raise AssertionError(f"turn {i} is not in the continuation as generated")
-            rest = rest[len(turn["text"]):]
+            rest = rest[len(written):]
             m = REPLY.match(rest)
             if m is None:
                 raise AssertionError(f"no harmony tool message after turn {i}: {rest[:120]!r}")
@@ -332,6 +334,16 @@ def test_unknown_tool_gets_an_error_message_and_the_sample_goes_on(sandbox: Any)
     assert s["notes"] == ["call to unknown tool 'browser.search'"]
 
 
+def test_call_ended_at_end_of_sequence_is_closed_before_the_reply(sessions: Any) -> None:
+    """vLLM may stop at ``<|call|>`` as an end-of-sequence token and leave it out of the text."""
+    turns = [dict(t) for t in TRANSCRIPT["turns"]]
+    turns[0]["text"] = turns[0]["text"].removesuffix("<|call|>")
+    turns[0]["closed_by"] = "<|call|>"
+    engine = TranscriptEngine(turns)
+    result = _solve(engine, sandbox=sessions)
+    assert engine.problems == [] and result.answer == TRANSCRIPT["answer"]
+
+
 def test_python_call_without_tool_use_is_refused() -> None:
     call = "<|channel|>analysis to=python code<|message|>print(1)<|call|>"
     engine = TranscriptEngine(
@@ -480,3 +492,24 @@ def test_solver_without_the_vocabulary_answers_with_the_fallback(
     result = _solve(TranscriptEngine(_turns(FINAL_5)), fallback_answer=3)
     assert (result.answer, result.answer_source, result.stop_reason) == (3, "fallback", "error")
     assert any("HarmonyUnavailable: no vocabulary here" in f for f in result.faults)
+
+
+def test_submission_predict_answers_through_the_harmony_path(sessions: Any,
+                                                              tmp_path: Path) -> None:
+    from aimo_submit.competition import AIMO3
+    from aimo_submit.runner import ModelSpec, Submission
+
+    engine = TranscriptEngine(TRANSCRIPT["turns"])
+    spec = ModelSpec(name="transcript", engine="transcript", path=tmp_path,
+                     prompt_style="gpt-oss", tir_prompt_style="gpt-oss-tir")
+    policy = PolicyConfig(n_samples=1, tir=True, max_code_calls=8)
+    sub = Submission(engine, spec, AIMO3, policy=policy, total_s=600, n_problems=1,
+                     workdir=tmp_path, sandbox=sessions)
+    try:
+        frame = sub.predict("p1", TRANSCRIPT["problem"])
+    finally:
+        sub.close()
+    assert frame.to_dicts() == [{"id": "p1", "answer": TRANSCRIPT["answer"]}]
+    record = json.loads((tmp_path / "aimo_runlog.jsonl").read_text().splitlines()[-1])
+    assert record["code_calls"] == 3 and record["answer_source"] == "votes"
+    assert engine.problems == [] and len(sessions.closed) == 1
