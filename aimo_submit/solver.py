@@ -60,6 +60,7 @@ from aimo_submit.vote import Tally, is_settled, should_stop, tally
 log = logging.getLogger("aimo_submit.solver")
 
 _BOX_MARKERS = ("\\boxed", "\\fbox")
+_TIME_EPS = 1e-6
 _OOM_TYPES = ("OutOfMemoryError", "MemoryError")
 _NATURAL_ENDS = ("boxed", "stop", "length")
 """Samples that ended by themselves: only they may set the online-termination threshold."""
@@ -792,8 +793,11 @@ class _ProblemRun:
                     )
                     return "engine-stalled"
                 target = min(target, stall_at)
+            # Never wait less than a microsecond: a wait below the loop's clock resolution
+            # returns at once without the clock moving (in virtual time: forever).
             try:
-                item = await asyncio.wait_for(self.queue.get(), timeout=max(0.0, target - now))
+                item = await asyncio.wait_for(self.queue.get(),
+                                              timeout=max(_TIME_EPS, target - now))
             except asyncio.TimeoutError:
                 continue
             kind = item[0]

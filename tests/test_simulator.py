@@ -10,18 +10,17 @@ import time
 import pytest
 
 from aimo_submit import simclock
+from aimo_submit.competition import AIMO2, AIMO3
 from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleState
-from aimo_submit.engines.replay import (
+from aimo_submit.engines.replay import (  # the old home of the throughput models still works
     HARDWARE_PRESETS,
-    HardwareThroughput,
     MeasuredThroughput,
     ReplayEngine,
-    load_throughput,
     problem_text,
 )
 from aimo_submit.extract import extract_answer
 from aimo_submit.policy import PolicyConfig
-from aimo_submit.presets import PRESETS, get_preset
+from aimo_submit.presets import PRESETS, get_preset, policies_for
 from aimo_submit.schedule import ProblemBudget, Scheduler
 from aimo_submit.simulate import SimSettings, main, oracle, problem_set, run_competition
 from aimo_submit.solver import Solver
@@ -187,48 +186,27 @@ def test_cancel_all_and_aclose_end_every_sample_at_once():
     assert now == pytest.approx(10.5)
 
 
-def test_requests_take_successive_pool_samples_and_unknown_prompts_fail():
+def test_a_recorded_sample_is_used_at_most_once_per_problem():
     problem = _problem(TraceSample(100, "1"), TraceSample(100, "2"), TraceSample(100, "3"))
     engine = ReplayEngine([problem], FLAT, request_latency_s=0.0)
 
     async def body():
-        answers = []
+        out = []
         for _ in range(2):
-            states, _, _ = await _collect(
+            states, finals, _ = await _collect(
                 engine, GenerationRequest(problem_text(problem), n=2, max_tokens=500))
-            answers.append([extract_answer(states[i].text) for i in range(2)])
+            assert finals == {0: 1, 1: 1}
+            out.append([(extract_answer(states[i].text), states[i].finish_reason, states[i].tokens)
+                        for i in range(2)])
         with pytest.raises(KeyError):
             engine.generate(GenerationRequest("no marker here", n=1))
-        return answers
+        return out
 
-    assert simclock.run(body()) == [[1, 2], [3, 1]]
-
-
-def test_throughput_models():
-    hw = HARDWARE_PRESETS["l4x4-dp4"]
-    speeds = [hw.tokens_per_s(c, 4000) for c in (1, 4, 8, 16, 32, 64)]
-    assert speeds == sorted(speeds, reverse=True)  # more sequences: each one slower
-    aggregate = [c * hw.tokens_per_s(c, 4000) for c in (4, 8, 16)]
-    assert aggregate == sorted(aggregate)  # ...but more tokens overall
-    assert hw.tokens_per_s(8, 12_000) < hw.tokens_per_s(8, 2000)  # long contexts cost
-    # one sequence per L4 is bounded by reading the weights: 300 GB/s / 9.5 GB ~ 31.6 tok/s
-    assert 15 < hw.tokens_per_s(1, 1000) < 300 / 9.5
-    assert HardwareThroughput(tensor_parallel=4).replicas == 1
-    table = MeasuredThroughput(((8, 40.0), (1, 60.0), (32, 20.0)), scale=0.5)
-    assert table.tokens_per_s(1, 0) == pytest.approx(30.0)
-    assert table.tokens_per_s(4.5, 0) == pytest.approx(25.0)
-    assert table.tokens_per_s(64, 0) == pytest.approx(5.0)  # aggregate of the last row kept
-
-
-def test_load_measured_throughput(tmp_path):
-    (tmp_path / "t.csv").write_text("concurrency,aggregate_tokens_per_s\n1,50\n8,320\n")
-    assert load_throughput(tmp_path / "t.csv").rows == ((1.0, 50.0), (8.0, 40.0))
-    (tmp_path / "t.json").write_text(json.dumps(
-        {"scale": 0.1, "rows": [{"concurrency": 4, "tokens_per_s_per_seq": 200}]}))
-    assert load_throughput(tmp_path / "t.json").tokens_per_s(4, 0) == pytest.approx(20.0)
-    (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
-    with pytest.raises(ValueError):
-        load_throughput(tmp_path / "bad.csv")
+    first, second = simclock.run(body())
+    assert [a for a, _, _ in first] == [1, 2]
+    # the pool has one sample left: the second request's other sample never decodes or votes
+    assert second == [(3, FinishReason.STOP, 100), (None, FinishReason.CANCELLED, 0)]
+    assert engine.unavailable == 1 and engine.generated_tokens == 300
 
 
 # -- the solver, unchanged, on the replay engine -----------------------------------------------
@@ -294,9 +272,42 @@ def test_calibrated_models_reproduce_the_published_table():
 def test_shared_traces_loader_skips_cleanly_when_absent(tmp_path):
     assert load_shared_traces(tmp_path / "missing") is None
     assert load_shared_traces(tmp_path) is None  # present but empty
-    settings = SimSettings(traces="auto")
-    problems, source = problem_set(0, settings)  # falls back to synthetic when nothing is shared
-    assert len(problems) == 50 and (source.startswith("synthetic") or "recorded" in source)
+    problems, source = problem_set(0, SimSettings())
+    assert len(problems) == 50 and source.startswith("synthetic")
+
+
+def test_traces_are_judged_under_the_profile_and_files_are_never_pooled(tmp_path):
+    lines = [{"problem_id": "p", "gold": 12345, "tokens": 900, "extracted": "12345"},
+             {"problem_id": "p", "gold": 12345, "tokens": 500, "extracted": "345"},
+             {"problem_id": "p", "gold": 12345, "tokens": 700, "extracted": "345"}]
+    path = tmp_path / "one.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines))
+    aimo3 = load_shared_traces(path, profile=AIMO3)
+    aimo2 = load_shared_traces(tmp_path, profile=AIMO2)  # a folder with exactly one file
+    assert aimo3[0].answer == 12345 and aimo2[0].answer == 345
+    # under AIMO3 the two "345" samples are wrong; under AIMO2 (mod 1000) they are right
+    assert oracle(aimo3, AIMO3.answer_modulus) == (0.0, 1)
+    assert oracle(aimo2, AIMO2.answer_modulus) == (1.0, 1)
+    (tmp_path / "two.jsonl").write_text(path.read_text())
+    with pytest.raises(ValueError, match="never pooled"):
+        load_shared_traces(tmp_path)
+
+
+def test_time_rules_of_the_references():
+    clock = [0.0]
+    base = dict(initial_tokens_per_s=100.0, safety_margin_s=0.0, safety_margin_frac=0.0)
+    fixed = Scheduler(PolicyConfig(**base, time_rule="fixed"), 1000, 10, clock=lambda: clock[0])
+    run = Scheduler(PolicyConfig(**base, time_rule="run"), 1000, 10, clock=lambda: clock[0])
+    ours = Scheduler(PolicyConfig(**base), 1000, 10, clock=lambda: clock[0])
+    assert fixed.plan().hard_deadline == 100.0 and run.plan().hard_deadline == 1000.0
+    assert ours.plan().hard_deadline == pytest.approx(160.0)  # fair share x extend_factor
+    for s in (fixed, run, ours):
+        s.finish_problem()
+    clock[0] = 10.0  # the first problem took 10 s of its 100
+    assert fixed.plan().hard_deadline == pytest.approx(110.0)  # saved time is not reused
+    assert ours.plan().hard_deadline == pytest.approx(10.0 + 1.6 * 990 / 9)
+    with pytest.raises(ValueError):
+        PolicyConfig(time_rule="sometimes")
 
 
 def test_shared_traces_loader_reads_jsonl(tmp_path):
@@ -311,7 +322,7 @@ def test_shared_traces_loader_reads_jsonl(tmp_path):
     ]
     text = "\n".join(json.dumps(x) for x in lines) + "\n{broken\n"
     (tmp_path / "run1.jsonl").write_text(text)
-    problems = {p.id: p for p in load_shared_traces(tmp_path)}
+    problems = {p.id: p for p in load_shared_traces(tmp_path / "run1.jsonl")}
     assert sorted(problems) == ["a", "b"]
     assert problems["a"].samples == (TraceSample(900, "12"), TraceSample(16000, None, False))
     assert problems["b"].answer == 12 and problems["b"].samples[0].answer_text == "3"
@@ -328,7 +339,7 @@ def test_full_competitions_never_overrun():
         assert not result.overrun and result.problem_overruns == 0, name
         assert result.time_used_s <= settings.total_s
         assert 0 < result.solved <= oracle(problems)[1]
-    assert time.perf_counter() - real < 15.0
+    assert time.perf_counter() - real < 60.0  # 7 presets; generous: the machine is shared
 
 
 def test_behind_schedule_cap_is_off_by_default_and_applies_when_behind():
@@ -344,13 +355,49 @@ def test_behind_schedule_cap_is_off_by_default_and_applies_when_behind():
     assert capped.plan().max_tokens == 8000 and capped.behind_schedule()
 
 
-def test_presets_and_cli(capsys):
-    assert {"aimo2-baseline", "aimo2-winner", "ours"} <= set(PRESETS)
+def test_presets_and_cli(capsys, tmp_path):
+    assert {"aimo2-baseline", "aimo2-winner", "aimo3-baseline", "ours"} <= set(PRESETS)
     assert get_preset("ours", n_samples=3).n_samples == 3
     with pytest.raises(KeyError):
         get_preset("nope")
-    rc = main(["--seeds", "1", "--problems", "4", "--budget-hours", "0.5", "--traces",
-               "synthetic", "--policy", "ours", "--policy", "aimo2-winner"])
+    rc = main(["--seeds", "1", "--problems", "4", "--budget-hours", "0.5",
+               "--policy", "ours", "--policy", "aimo2-winner"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "| ours |" in out and "| aimo2-winner |" in out
+
+
+def test_summary_json_of_a_recorded_file(tmp_path, capsys):
+    lines = [{"problem_id": f"p{i}", "gold": 40000 + i, "tokens": 2000 + 300 * j,
+              "extracted": str(40000 + i if j % 3 else 7), "finish_reason": "stop",
+              "model": "gpt-oss-120b (test)"} for i in range(4) for j in range(6)]
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("\n".join(json.dumps(x) for x in lines))
+    summary = tmp_path / "s.json"
+    rc = main(["--traces", str(trace), "--profile", "aimo3", "--seeds", "3",
+               "--summary", str(summary)])
+    assert rc == 0
+    doc = json.loads(summary.read_text())
+    assert doc["profile"] == "aimo3" and doc["seeds"] == 3 and doc["traces"] == str(trace)
+    assert "h100-gpt-oss-120b" in doc["hardware"]  # where the gpt-oss traces were recorded
+    assert doc["oracle"] == 4.0  # 4 of 6 samples right on every problem, judged 0..99999
+    assert set(doc["policies"]) == set(policies_for("aimo3"))
+    for row in doc["policies"].values():
+        assert set(row) == {"solved_mean", "solved_sd", "overrun_rate", "config"}
+        assert row["overrun_rate"] == 0.0 and 0 <= row["solved_mean"] <= 4
+    assert doc["policies"]["ours"]["config"] == policies_for("aimo3")["ours"].to_dict()
+    for gap in doc["paired"].values():
+        lo, hi = gap["ci95"]
+        assert lo <= gap["gap"] <= hi and 0 <= gap["ahead"] <= 3
+    assert "ours" not in doc["paired"]
+    assert "| ours |" in capsys.readouterr().out
+
+
+def test_the_notebook_runs_the_benchmarked_policy(capsys):
+    """``policy --profile aimo2`` prints what Submission.create resolves for the notebook's
+    model, and it is the simulator's ``ours`` for that profile."""
+    from aimo_submit.cli import main as cli_main
+
+    assert cli_main(["policy", "--profile", "aimo2"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == policies_for("aimo2")["ours"].to_dict()
