@@ -342,12 +342,12 @@ def findings(acc: list[dict[str, Any]], corr: list[dict[str, Any]]) -> list[str]
     lines = ["## What it shows", ""]
     for r in acc:
         change = r["online %"] - r["plain %"]
+        bar = "meets" if r["tokens saved %"] >= 30 and change >= -1 else "misses"
         lines.append(
             f"* {r['samples']} samples: weighted {r['weighted %']}% vs plain {r['plain %']}% "
             f"({'at least as accurate' if r['weighted %'] >= r['plain %'] else 'LESS accurate'})"
             f"; online termination saves {r['tokens saved %']}% of tokens, accuracy "
-            f"{change:+.1f} points ({'meets' if r['tokens saved %'] >= 30 and change >= -1 else
-            'misses'} the bar of >= 30% saved at <= 1 point lost).")
+            f"{change:+.1f} points ({bar} the bar of >= 30% saved at <= 1 point lost).")
     if topk and lp:
         lines += [
             f"* Within a problem (what a vote or a cut can use) the issue's top-k signals are "
