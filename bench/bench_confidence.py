@@ -265,6 +265,15 @@ def accuracy_rows(problems: Sequence[Any], results: dict[int, tuple[list[Run], l
         mismatch = sum(w != r.answer for w, r in zip(weighted, runs_a, strict=True))
         if mismatch:
             raise AssertionError(f"{mismatch} weighted tallies differ from the solver's answers")
+        online_answers = [r.answer for r in runs_b]
+
+        def paired(answers: Sequence[int | None]) -> str:
+            """Problems this policy got right and plain wrong / the reverse (same samples)."""
+            won = sum(a == p.answer != b for a, b, p in zip(answers, plain, problems, strict=True))
+            lost = sum(b == p.answer != a for a, b, p in zip(answers, plain, problems,
+                                                             strict=True))
+            return f"+{won}/-{lost}"
+
         tok_a = sum(r.tokens for r in runs_a)
         tok_b = sum(r.tokens for r in runs_b)
         row: dict[str, Any] = {
@@ -272,7 +281,9 @@ def accuracy_rows(problems: Sequence[Any], results: dict[int, tuple[list[Run], l
             "problems": m,
             "plain %": acc(plain),
             "weighted %": acc(weighted),
-            "online %": acc([r.answer for r in runs_b]),
+            "online %": acc(online_answers),
+            "weighted vs plain": paired(weighted),
+            "online vs plain": paired(online_answers),
             "online+weighted %": acc([voted(r.samples, policy.confidence_vote, power, k)
                                       for r in runs_b]),
             "pass@n %": acc([p.answer if any(s.answer == p.answer for s in r.samples) else None
@@ -322,7 +333,11 @@ def report(args: argparse.Namespace, overlap: dict[str, int], acc: list[dict[str
         "",
         "plain / weighted: the same samples tallied without / with confidence weights; "
         "online: online termination, plain vote over the samples it let finish; w:SIGNAL: "
-        "weighted by each signal; pass@n: some sample was right.",
+        "weighted by each signal; pass@n: some sample was right. X vs plain: problems X got "
+        "right and plain wrong / the reverse. Repeated runs differ by about a point: when the "
+        "solver cancels a sample at its box, the engine drops it from the batch a step sooner "
+        "or later (thread timing), which changes the batch shape and, rarely, a drawn token "
+        "of the others.",
         "",
         markdown_rows(acc),
         "",
