@@ -215,6 +215,16 @@ def correlations(problems: Sequence[Any], runs: Sequence[Run]) -> list[dict[str,
     return rows
 
 
+def paired(answers: Sequence[int | None], plain: Sequence[int | None],
+           problems: Sequence[Any]) -> str:
+    """``+won/-lost``: problems ``answers`` got right and ``plain`` wrong / the reverse."""
+    won = lost = 0
+    for a, b, p in zip(answers, plain, problems, strict=True):
+        won += a == p.answer != b
+        lost += b == p.answer != a
+    return f"+{won}/-{lost}"
+
+
 def pct(x: float) -> float:
     return round(100.0 * x, 1)
 
@@ -266,14 +276,6 @@ def accuracy_rows(problems: Sequence[Any], results: dict[int, tuple[list[Run], l
         if mismatch:
             raise AssertionError(f"{mismatch} weighted tallies differ from the solver's answers")
         online_answers = [r.answer for r in runs_b]
-
-        def paired(answers: Sequence[int | None]) -> str:
-            """Problems this policy got right and plain wrong / the reverse (same samples)."""
-            won = sum(a == p.answer != b for a, b, p in zip(answers, plain, problems, strict=True))
-            lost = sum(b == p.answer != a for a, b, p in zip(answers, plain, problems,
-                                                             strict=True))
-            return f"+{won}/-{lost}"
-
         tok_a = sum(r.tokens for r in runs_a)
         tok_b = sum(r.tokens for r in runs_b)
         row: dict[str, Any] = {
@@ -282,8 +284,8 @@ def accuracy_rows(problems: Sequence[Any], results: dict[int, tuple[list[Run], l
             "plain %": acc(plain),
             "weighted %": acc(weighted),
             "online %": acc(online_answers),
-            "weighted vs plain": paired(weighted),
-            "online vs plain": paired(online_answers),
+            "weighted vs plain": paired(weighted, plain, problems),
+            "online vs plain": paired(online_answers, plain, problems),
             "online+weighted %": acc([voted(r.samples, policy.confidence_vote, power, k)
                                       for r in runs_b]),
             "pass@n %": acc([p.answer if any(s.answer == p.answer for s in r.samples) else None
