@@ -390,6 +390,9 @@ def findings(acc: list[dict[str, Any]], corr: list[dict[str, Any]]) -> list[str]
         "simulator (`bench_confidence.simulated_rows`) with the window at 2048 tokens; then "
         "subtract the engine's log-probability overhead (vLLM, `bench/bench_hardware.py`) "
         "from the token savings.",
+        "* The engine's cost of log-probabilities (vLLM, `logprobs=5`, at 8/32/64 samples) is "
+        "measured on the GPU in `bench/results/hardware_h200.md`; no preset turns confidence "
+        "on (`presets.py` says why), so a submission pays nothing for it by default.",
         "",
     ]
     return lines
