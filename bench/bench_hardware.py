@@ -249,7 +249,8 @@ def engine_bench(args: argparse.Namespace) -> dict[str, Any]:
         loop.run_until_complete(engine.start())
         info["startup_s_wrapper"] = round(engine.startup_s or 0, 1)
         print(f"wrapper ready in {engine.startup_s:.1f} s", flush=True)
-        loop.run_until_complete(timed(engine, GenerationRequest(prompt, n=4, max_tokens=16)))
+        for c in args.concurrency:  # warm-up: the MoE Triton kernels compile per batch size
+            loop.run_until_complete(timed(engine, GenerationRequest(prompt, n=c, max_tokens=32)))
         for c in args.concurrency:
             r = loop.run_until_complete(timed(engine, GenerationRequest(
                 prompt, n=c, max_tokens=args.tokens, seed=200 + c)))
@@ -292,7 +293,8 @@ def engine_bench(args: argparse.Namespace) -> dict[str, Any]:
             outs = llm.generate([{"prompt_token_ids": ids}] * c, params, use_tqdm=False)
             return sum(len(o.outputs[0].token_ids) for o in outs) / (time.perf_counter() - t)
 
-        plain(4, 16)
+        for c in args.concurrency:
+            plain(c, 32)
         for c in args.concurrency:
             tok_s = plain(c, args.tokens)
             row = rows[c]
