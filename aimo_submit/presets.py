@@ -109,15 +109,24 @@ PRESETS: dict[str, PolicyConfig] = {
         extra={"source": "PolicyConfig defaults (the starting point of the tuning)"},
     ),
     "ours-aimo2": PolicyConfig(
+        # Tuned on the top-level AIME traces (bench/results/policies.md; grid over agreement
+        # 2-3, extension 1.6-6, soft stop 0.6-1 at x1/4..x1 of the clock): stop as soon as two
+        # samples agree, and let a problem run up to 6x its fair share. When the clock binds,
+        # a sample needs more than the fair share to finish at all, so spreading the time
+        # evenly answers nothing; time saved by agreement flows to later problems.
         n_samples=32,
-        early_stop_agree=3,
+        early_stop_agree=2,
+        extend_factor=6.0,
         max_tokens=MODEL_MAX_TOKENS["aimo2"],
         temperature=0.6,
         extra={"source": "aimo-submit, tuned on the top-level AIMO2 traces (policies.md)"},
     ),
     "ours-aimo3": PolicyConfig(
+        # The same rules won on the top-level gpt-oss-120b traces (agreement 2-4 x extension
+        # 1.6/6): all of a pool (7-27 samples) runs at once, two agreeing answers end it.
         n_samples=32,
-        early_stop_agree=3,
+        early_stop_agree=2,
+        extend_factor=6.0,
         max_tokens=MODEL_MAX_TOKENS["aimo3"],
         temperature=1.0,
         extra={"source": "aimo-submit, tuned on the top-level AIMO3 traces (policies.md)"},

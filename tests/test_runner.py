@@ -90,9 +90,19 @@ def test_preset_then_overrides_precedence(tmp_path: Path) -> None:
     )
     try:
         assert sub.policy.n_samples == 5  # the user's override wins
-        assert sub.policy.early_stop_agree == 3  # from the preset
+        assert sub.policy.early_stop_agree == 2  # from the preset
         assert sub.policy.max_tokens == 256  # the preset's 12k capped at the tiny model's cap
         assert sub.policy.temperature == 0.6  # the preset's sampling over the model card's
+    finally:
+        sub.close()
+
+
+def test_default_policy_is_the_profiles_benchmarked_preset(tmp_path: Path) -> None:
+    from aimo_submit.presets import get_preset
+
+    sub = Submission.create(workdir=tmp_path, total_s=30.0, n_problems=1)
+    try:  # the preset as benchmarked, its token cap bounded by the tiny model's
+        assert sub.policy.to_dict() == {**get_preset("ours-aimo2").to_dict(), "max_tokens": 256}
     finally:
         sub.close()
 
