@@ -43,6 +43,12 @@ runs, or two submissions in one process) can leave one model's parameters on ``m
 
 _REPLACEMENT = "\ufffd"
 
+_LOAD_LOCK = threading.Lock()
+"""One model load at a time in a process: ``from_pretrained`` sets process-wide state while it
+builds a model (its empty-weights init, lazy imports), so two loads in two threads (a closed
+submission's load still running while the next one starts) can leave one model's weights on
+the meta device."""
+
 
 # --------------------------------------------------------------------------------------------
 # Stats
@@ -412,6 +418,9 @@ class TransformersEngine(Engine):
         self._logits_kw: dict[str, int] = {}
         # Fast tokenizers raise "Already borrowed" when one instance is used from two threads.
         self._tok_lock = threading.Lock()
+        self._loading: threading.Event | None = None
+        """Set when this engine's load thread has ended; ``close`` waits for it, because a
+        cancelled ``start`` does not stop the thread."""
         self._slots = threading.Condition()
         self._active = 0
         self._waiting: collections.deque[_Control] = collections.deque()
@@ -449,7 +458,15 @@ class TransformersEngine(Engine):
             return
         if not self.model_path.exists():
             raise FileNotFoundError(f"model path does not exist: {self.model_path}")
-        await asyncio.to_thread(self._load)
+        self._loading = done = threading.Event()
+        await asyncio.to_thread(self._load_once, done)
+
+    def _load_once(self, done: threading.Event) -> None:
+        try:
+            with _LOAD_LOCK:
+                self._load()
+        finally:
+            done.set()
 
     def _load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -495,6 +512,8 @@ class TransformersEngine(Engine):
         for thread in list(self._threads):
             if thread.is_alive():
                 await asyncio.to_thread(thread.join, 30.0)
+        if self._loading is not None and not self._loading.is_set():
+            await asyncio.to_thread(self._loading.wait, 60.0)
         if self._model is None:
             return
         self._model = self._tokenizer = None
