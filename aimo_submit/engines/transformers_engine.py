@@ -35,12 +35,6 @@ from aimo_submit.engines.base import (
     TokenStats,
 )
 
-_LOAD_LOCK = threading.Lock()
-"""transformers' from_pretrained is not thread-safe: it builds the model on the meta device by
-patching process-wide hooks, so two engines loading at once (a restart while an old load still
-runs, or two submissions in one process) can leave one model's parameters on ``meta``
-("Cannot copy out of meta tensor"). Loads take turns."""
-
 _REPLACEMENT = "\ufffd"
 
 _LOAD_LOCK = threading.Lock()
@@ -479,12 +473,11 @@ class TransformersEngine(Engine):
             torch.backends.cuda.enable_cudnn_sdp(False)
         # A one-device map loads the weights straight onto the GPU (no full copy in host RAM).
         placement = {"device_map": {"": str(self.device)}} if self.device.type == "cuda" else {}
-        with _LOAD_LOCK:
-            tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
-            model = AutoModelForCausalLM.from_pretrained(
-                str(self.model_path), dtype=self.dtype, **placement
-            )
-            model.to(self.device)
+        tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+        model = AutoModelForCausalLM.from_pretrained(
+            str(self.model_path), dtype=self.dtype, **placement
+        )
+        model.to(self.device)
         model.eval()
         eos: set[int] = set()
         for source in (
