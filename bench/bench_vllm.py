@@ -36,11 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from aimo_submit.engines.base import (  # noqa: E402
-    FinishReason,
-    GenerationRequest,
-    SampleState,
-)
+from aimo_submit.engines.base import FinishReason, GenerationRequest  # noqa: E402
 from aimo_submit.engines.vllm_engine import (  # noqa: E402
     GIB,
     MIB,
@@ -50,6 +46,7 @@ from aimo_submit.engines.vllm_engine import (  # noqa: E402
     _vllm_env_defaults,
     memory_plan,
 )
+from bench.samples import SampleState  # noqa: E402
 
 TINY_MODEL = REPO / "aimo_submit" / "assets" / "tiny-model"
 TINY_CSV = REPO / "aimo_submit" / "assets" / "tiny_problems.csv"

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleEvent, SampleState
+from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleEvent
 from aimo_submit.engines.transformers_engine import (
     IncrementalDetokenizer,
     TransformersEngine,
     _StopMatcher,
 )
+from bench.samples import SampleState
 
 CHATML = (
     "{% for message in messages %}"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleState
+from aimo_submit.engines.base import FinishReason, GenerationRequest
 from aimo_submit.engines.vllm_engine import (
     GIB,
     L4_BYTES,
@@ -38,6 +38,7 @@ from aimo_submit.engines.vllm_engine import (
     sampling_kwargs,
     weight_bytes,
 )
+from bench.samples import SampleState
 
 # --------------------------------------------------------------------------------------------
 # Settings
