@@ -4,6 +4,13 @@
 is the one place that knows a model's Kaggle handle, prompt styles, stop strings, engine
 settings and file checksums. Parsing is strict, so a typo fails at load time with the entry and
 the field named, not hours later on Kaggle. ``python -m aimo_submit manifest --help`` for the CLI.
+
+The validator is hand-written on purpose, not pydantic or msgspec (which vLLM pulls in): the
+notebook's preflight reads this file before any wheel is installed, so it may import only the
+standard library, and every error must name the manifest entry and the dotted field in words a
+person fixing the JSON understands. What vLLM accepts is not restated here: the vLLM schema is
+``VLLMSettings`` itself (``engines/vllm_settings.settings_schema``) and its value checks run on
+every vLLM entry.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aimo_submit.engines.vllm_settings import VLLMSettings, settings_schema
 
 MANIFEST_FILENAME = "weights_manifest.json"
 MANIFEST_ENV = "AIMO_MANIFEST"
@@ -43,26 +52,8 @@ ENGINE_SETTINGS: dict[str, dict[str, tuple[type, ...]]] = {
         "max_model_len": (int, _NONE),
         "threads": (int, _NONE),
     },
-    # vllm.LLM keyword arguments, plus data_parallel_size: how many engine replicas to run
-    # (tensor_parallel_size * data_parallel_size GPUs in all), and the VLLMSettings fields
-    # stream_interval, extra (more engine arguments, e.g. async_scheduling) and sampling_extra
-    # (more SamplingParams, e.g. skip_special_tokens).
-    "vllm": {
-        "tensor_parallel_size": (int,),
-        "data_parallel_size": (int,),
-        "quantization": (str, _NONE),
-        "kv_cache_dtype": (str,),
-        "max_model_len": (int,),
-        "gpu_memory_utilization": (float,),
-        "max_num_seqs": (int,),
-        "enforce_eager": (bool,),
-        "enable_prefix_caching": (bool,),
-        "dtype": (str,),
-        "seed": (int, _NONE),
-        "stream_interval": (int,),
-        "extra": (dict,),
-        "sampling_extra": (dict,),
-    },
+    # the fields of VLLMSettings (the one vLLM schema, engines/vllm_settings.py)
+    "vllm": settings_schema(),
 }
 REQUIRED_ENGINE_SETTINGS: dict[str, tuple[str, ...]] = {
     "transformers": (),
@@ -443,6 +434,11 @@ def _parse_engine_settings(data: dict[str, Any], engine: str, entry: str) -> dic
     if gmu is not None and not 0 < gmu <= 1:
         raise ManifestError(f"{_where(entry, 'engine_settings.gpu_memory_utilization')} must be "
                             f"in (0, 1], got {gmu}")
+    if engine == "vllm":  # the engine's own value checks (choices, layouts), named for the entry
+        try:
+            VLLMSettings.from_dict({"model": entry, **out})
+        except ValueError as exc:
+            raise ManifestError(f"{_where(entry, 'engine_settings')}: {exc}") from None
     return out
 
 
