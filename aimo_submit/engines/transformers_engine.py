@@ -32,7 +32,14 @@ from aimo_submit.engines.base import (
     Generation,
     GenerationRequest,
     SampleEvent,
+    TokenStats,
 )
+
+_LOAD_LOCK = threading.Lock()
+"""transformers' from_pretrained is not thread-safe: it builds the model on the meta device by
+patching process-wide hooks, so two engines loading at once (a restart while an old load still
+runs, or two submissions in one process) can leave one model's parameters on ``meta``
+("Cannot copy out of meta tensor"). Loads take turns."""
 
 _REPLACEMENT = "\ufffd"
 
@@ -172,6 +179,8 @@ class _Row:
         self.tokens = 0
         self.emitted = 0  # characters of detok.text already sent
         self.finished = False
+        self.confidence: list[float] = []  # TokenStats of tokens not yet sent in an event
+        self.logprob: list[float] = []
 
     def event(
         self,
@@ -185,6 +194,10 @@ class _Row:
         self.emitted = end
         if reason is not None:
             self.finished = True
+        stats = None
+        if self.confidence:
+            stats = TokenStats(tuple(self.confidence), tuple(self.logprob))
+            self.confidence, self.logprob = [], []
         return SampleEvent(
             index=self.index,
             delta=delta,
@@ -192,6 +205,7 @@ class _Row:
             finished=reason is not None,
             finish_reason=reason,
             error=error,
+            stats=stats,
         )
 
 
@@ -446,13 +460,14 @@ class TransformersEngine(Engine):
             # PyTorch's cuDNN attention builds a graph per new key length, i.e. at every decode
             # step: measured 20 vs 280 steps/s on an H100. Process-wide, but so is the GPU.
             torch.backends.cuda.enable_cudnn_sdp(False)
-        tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
         # A one-device map loads the weights straight onto the GPU (no full copy in host RAM).
         placement = {"device_map": {"": str(self.device)}} if self.device.type == "cuda" else {}
-        model = AutoModelForCausalLM.from_pretrained(
-            str(self.model_path), dtype=self.dtype, **placement
-        )
-        model.to(self.device)
+        with _LOAD_LOCK:
+            tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+            model = AutoModelForCausalLM.from_pretrained(
+                str(self.model_path), dtype=self.dtype, **placement
+            )
+            model.to(self.device)
         model.eval()
         eos: set[int] = set()
         for source in (
@@ -650,7 +665,13 @@ class TransformersEngine(Engine):
                 send(events)
                 if not active:
                     return
-                next_ids = self._sample(logits, request, [rngs[r.index] for r in active]).tolist()
+                picked = self._sample(logits, request, [rngs[r.index] for r in active])
+                if request.logprobs:
+                    conf, chosen = self._token_stats(logits, picked, request.logprobs)
+                    for r, c, lp in zip(active, conf, chosen, strict=True):
+                        r.confidence.append(c)
+                        r.logprob.append(lp)
+                next_ids = picked.tolist()
                 for r, tok in zip(active, next_ids, strict=True):
                     ev = self._step_row(r, int(tok), request, limit, control)
                     if ev is not None:
@@ -687,6 +708,18 @@ class TransformersEngine(Engine):
         index = torch.tensor(keep, device=self.device)
         cache.batch_select_indices(index)
         return [active[j] for j in keep], rows[index], events
+
+    @staticmethod
+    def _token_stats(
+        logits: torch.Tensor, picked: torch.Tensor, k: int
+    ) -> tuple[list[float], list[float]]:
+        """Per row: DeepConf confidence ``-mean(top-k log-probs)`` and the picked token's
+        log-prob, both of the raw distribution (no temperature or top-p), as vLLM reports."""
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        top = logp.topk(min(k, logp.shape[-1]), dim=-1).values
+        conf = (-top.mean(dim=-1)).tolist()
+        chosen = logp.gather(1, picked.view(-1, 1)).squeeze(1).tolist()
+        return conf, chosen
 
     @staticmethod
     def _sample(
