@@ -452,9 +452,9 @@ class Setup:
 
 def _setups() -> dict[str, Setup]:
     """The simulated machines, each configured by the manifest entry that runs on it."""
-    from aimo_submit.manifest import MANIFEST_FILENAME, load_manifest, package_root
+    from aimo_submit.manifest import package_manifest
 
-    manifest = load_manifest(package_root() / MANIFEST_FILENAME)  # the package's own
+    manifest = package_manifest()
     r1 = manifest.get("deepseek-r1-distill-qwen-14b-awq").engine_settings
     oss = manifest.get("gpt-oss-120b").engine_settings
     model = "deepseek-r1-distill-qwen-14b-awq"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -533,6 +534,13 @@ def default_manifest_path() -> Path:
         f"{MANIFEST_FILENAME} not found; looked at {[str(c) for c in candidates]}. Put it next "
         f"to the aimo_submit folder (as 'make package' does) or set {MANIFEST_ENV}."
     )
+
+
+@functools.lru_cache(maxsize=1)
+def package_manifest() -> Manifest:
+    """The package's own manifest, whatever ``AIMO_MANIFEST`` says: the configuration that the
+    hardware model (``hardware.SETUPS``) and the presets' token caps are computed from."""
+    return load_manifest(package_root() / MANIFEST_FILENAME)
 
 
 def load_manifest(path: str | Path | None = None) -> Manifest:
