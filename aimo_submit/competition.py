@@ -21,8 +21,7 @@ class CompetitionProfile:
     response_timeout_s: float
     """How long the gateway waits for one ``predict`` answer (after the first one)."""
     hardware: str
-    gpus: int
-    gpu_memory_gb: float
+    """In words; the numbers (GPUs, memory, bandwidth) are ``hardware.SETUPS[setup]``."""
     server_module: str
     """Module of ``kaggle_evaluation`` holding the inference server class."""
     server_class: str
@@ -66,8 +65,6 @@ AIMO2 = CompetitionProfile(
     startup_limit_s=15 * 60,
     response_timeout_s=30 * 60,  # AIMO2 gateway: set_response_timeout_seconds(60 * 30)
     hardware="4x NVIDIA L4 (24 GB each, ~300 GB/s, FP8, no NVLink)",
-    gpus=4,
-    gpu_memory_gb=24,
     server_module="kaggle_evaluation.aimo_2_inference_server",
     server_class="AIMO2InferenceServer",
     competition_slug="ai-mathematical-olympiad-progress-prize-2",
@@ -87,8 +84,6 @@ AIMO3 = CompetitionProfile(
     startup_limit_s=15 * 60,
     response_timeout_s=9 * 3600,  # AIMO3 gateway sets 9 h, i.e. no per-problem limit
     hardware="1x NVIDIA H100 80 GB",
-    gpus=1,
-    gpu_memory_gb=80,
     server_module="kaggle_evaluation.aimo_3_inference_server",
     server_class="AIMO3InferenceServer",
     competition_slug="ai-mathematical-olympiad-progress-prize-3",

@@ -1,4 +1,4 @@
-"""GPU facts and decode-throughput models: the one place the simulator learns how fast a machine is.
+"""GPU facts, model shapes, memory and decode throughput: the one hardware model.
 
 A *setup* is a machine (GPU kind x count, tensor/data parallel layout) serving one model shape.
 Its throughput model answers one question: while ``c`` sequences decode with a mean context of
@@ -26,37 +26,65 @@ Its throughput model answers one question: while ``c`` sequences decode with a m
   The bandwidth rule scales the fixed per-step overhead too (it is CPU time, not memory time),
   so a scaled table is slightly pessimistic at low concurrency; the roofline is the check.
 
-GPU numbers are datasheet values; model shapes come from each model's ``config.json``; the
-efficiencies and overheads are assumptions, stated where they are defined. The replay engine
-(``engines/replay.py``) and the simulator read only this module.
+Memory (:func:`memory_plan`, :meth:`Setup.memory_plan`): what vLLM has for KV cache per GPU is
+``reported memory x gpu_memory_utilization - weights/TP - reserve`` (:data:`RESERVE_BYTES`);
+a token's KV is ``2 x full-attention layers x KV heads x head_dim x bytes`` (split over TP).
+The configuration is the manifest's (``weights_manifest.json``: TP, DP, utilization, KV dtype);
+this module only computes from it (``SETUPS``). For the AIMO2 entry (14B AWQ, fp16 KV,
+utilization 0.92, ``max_model_len`` 18432) on 4x L4 with TP 4: 2.32 GiB of weights and 16.37
+GiB of KV a GPU, 357,628 tokens, 19 full-length samples at once; one L4 alone (DP) holds
+51,336 tokens, 2 full-length samples. For gpt-oss-120b on the H100 (fp8 KV, utilization 0.96):
+13.9 GiB of KV, 811k tokens (only its 18 full-attention layers grow with context). Checked
+against vLLM on the H100 (bench/results/vllm_h100.md): the plan is about 5% optimistic.
+
+GPU numbers are datasheet values (memory as the driver reports it); model shapes come from each
+model's ``config.json``; the efficiencies and overheads are assumptions, stated where they are
+defined. The replay engine (``engines/replay.py``), the simulator, the vLLM benchmark and the
+tests read only this module.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "GIB",
     "GPUS",
     "HARDWARE_PRESETS",
+    "KV_BYTES",
+    "L4_BYTES",
+    "MIB",
     "MODELS",
+    "QWEN25_14B",
+    "RESERVE_BYTES",
     "SETUPS",
+    "WEIGHT_FORMATS",
     "GPUSpec",
     "HardwareThroughput",
     "MeasuredThroughput",
+    "MemoryPlan",
     "ModelShape",
     "RooflineThroughput",
     "ScaledThroughput",
     "Setup",
     "ThroughputModel",
+    "WeightFormat",
     "hardware_for_trace",
+    "kv_bytes",
+    "kv_bytes_per_token",
     "load_throughput",
+    "memory_plan",
+    "model_shape_from_config",
     "throughput_for",
+    "weight_bytes",
 ]
 
 TABLES_DIR = Path(__file__).resolve().parents[1] / "bench" / "results" / "throughput"
@@ -66,40 +94,91 @@ PCIE_ALLREDUCE_S = 0.003
 
 
 # -- facts ---------------------------------------------------------------------------------------
+GIB = 1 << 30
+MIB = 1 << 20
+
+
 @dataclass(frozen=True)
 class GPUSpec:
     name: str
-    memory_gb: float
+    memory_bytes: int
+    """Total memory as the driver reports it (what vLLM's ``gpu_memory_utilization`` takes a
+    share of), not the marketing size."""
     bandwidth_tbs: float
     peak_tflops: float
     """Dense 16-bit tensor throughput."""
 
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_bytes / GIB
+
 
 GPUS: dict[str, GPUSpec] = {
     # Datasheets: NVIDIA H200 (141 GB HBM3e, 4.8 TB/s), H100 SXM (80 GB HBM3, 3.35 TB/s,
-    # 989 TFLOPS dense BF16), L4 (24 GB GDDR6, 300 GB/s, 121 TFLOPS dense FP16).
-    "h200": GPUSpec("H200", 141.0, 4.8, 989.0),
-    "h100": GPUSpec("H100 80 GB", 80.0, 3.35, 989.0),
-    "l4": GPUSpec("L4", 24.0, 0.3, 121.0),
+    # 989 TFLOPS dense BF16), L4 (24 GB GDDR6, 300 GB/s, 121 TFLOPS dense FP16). Memory as
+    # reported: L4 23,034 MiB; H100 81,559 MiB (bench/results/vllm_h100.md); H200 143,771 MiB.
+    "h200": GPUSpec("H200", 143771 * MIB, 4.8, 989.0),
+    "h100": GPUSpec("H100 80 GB", 81559 * MIB, 3.35, 989.0),
+    "l4": GPUSpec("L4", 23034 * MIB, 0.3, 121.0),
 }
+L4_BYTES = GPUS["l4"].memory_bytes
+"""What an NVIDIA L4 (sold as 24 GB) reports as total memory."""
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """How linear weights are stored: ``bits`` a weight plus per-group scale/zero overhead."""
+
+    bits: float
+    group_size: int = 0
+    """Weights sharing one scale (and zero point); 0 for per-channel/per-tensor scales."""
+    scale_bits: int = 16
+    zero_bits: int = 0
+    embedding_bits: int = 16
+
+    @property
+    def bits_per_weight(self) -> float:
+        if not self.group_size:
+            return float(self.bits)
+        return self.bits + (self.scale_bits + self.zero_bits) / self.group_size
+
+
+WEIGHT_FORMATS: dict[str, WeightFormat] = {
+    "awq": WeightFormat(bits=4, group_size=128, scale_bits=16, zero_bits=4),
+    "gptq": WeightFormat(bits=4, group_size=128, scale_bits=16, zero_bits=4),
+    "fp8": WeightFormat(bits=8),
+    "bf16": WeightFormat(bits=16),
+    "fp16": WeightFormat(bits=16),
+}
+KV_BYTES = {"auto": 2, "fp16": 2, "bf16": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
+"""Bytes of one K or V element per vLLM ``kv_cache_dtype`` ("auto": the model's 16-bit dtype)."""
 
 
 @dataclass(frozen=True)
 class ModelShape:
-    """What decode reads per step: dense weights, experts, KV cache (from ``config.json``)."""
+    """What memory and decode depend on (from ``config.json``): layers, attention, weights.
+
+    ``heads``, ``vocab`` and ``intermediate`` give the parameter count of a dense model (Qwen2 /
+    Llama family: GQA attention, gated MLP), from which :func:`weight_bytes` computes the
+    weights of a quantization format; the mixture-of-experts shapes state their weights.
+    """
 
     name: str
     layers: int
     hidden: int
     kv_heads: int
     head_dim: int
-    weight_gb: float
-    """Weights resident in memory (all experts included)."""
-    dense_read_gb: float
+    weight_gb: float = 0.0
+    """Weights resident in memory (all experts included); 0: compute from a format."""
+    dense_read_gb: float = 0.0
     """Weights every step reads whatever the batch (all of a dense model)."""
-    active_params_b: float
+    active_params_b: float = 0.0
     """Parameters used per token (for the compute bound)."""
-    kv_dtype_bytes: int = 2
+    heads: int = 0
+    vocab: int = 0
+    intermediate: int = 0
+    tie_embeddings: bool = False
+    qkv_bias: bool = True
     full_attention_layers: int | None = None
     """Layers attending to the whole context (None: all); the others use a sliding window."""
     sliding_window: int = 0
@@ -109,17 +188,43 @@ class ModelShape:
     """Bytes of one expert in one layer (GB)."""
 
     @property
-    def kv_bytes_per_token(self) -> float:
-        """KV bytes one more context token costs (full-attention layers only)."""
-        full = self.layers if self.full_attention_layers is None else self.full_attention_layers
-        return 2.0 * full * self.kv_heads * self.head_dim * self.kv_dtype_bytes
+    def linear_params(self) -> int:
+        """Parameters of the quantizable projections (attention q/k/v/o and the MLP)."""
+        q = self.hidden * self.heads * self.head_dim
+        kv = 2 * self.hidden * self.kv_heads * self.head_dim
+        o = self.heads * self.head_dim * self.hidden
+        mlp = 3 * self.hidden * self.intermediate
+        return self.layers * (q + kv + o + mlp)
 
-    def window_kv_bytes(self) -> float:
+    @property
+    def embedding_params(self) -> int:
+        """Input embedding plus lm_head (one matrix when tied); quantizers leave them fp16."""
+        return self.vocab * self.hidden * (1 if self.tie_embeddings else 2)
+
+    @property
+    def small_params(self) -> int:
+        """Norms and biases: kept in 16 bits, a rounding error next to the rest."""
+        norms = (2 * self.layers + 1) * self.hidden
+        bias = (self.heads + 2 * self.kv_heads) * self.head_dim if self.qkv_bias else 0
+        return norms + self.layers * bias
+
+    @property
+    def params(self) -> int:
+        return self.linear_params + self.embedding_params + self.small_params
+
+    def kv_bytes_per_token(self, kv_dtype: str = "auto", tensor_parallel: int = 1) -> int:
+        """K and V of one more context token on one GPU (full-attention layers only; KV heads
+        are split over tensor parallel, or replicated when fewer than its size)."""
+        full = self.layers if self.full_attention_layers is None else self.full_attention_layers
+        heads = max(1, self.kv_heads // tensor_parallel)
+        return 2 * full * heads * self.head_dim * kv_bytes(kv_dtype)
+
+    def window_kv_bytes(self, kv_dtype: str = "auto") -> float:
         """KV bytes of the sliding-window layers of one sequence (a constant per sequence)."""
         if self.full_attention_layers is None:
             return 0.0
         windowed = self.layers - self.full_attention_layers
-        return 2.0 * windowed * self.kv_heads * self.head_dim * self.kv_dtype_bytes * (
+        return 2.0 * windowed * self.kv_heads * self.head_dim * kv_bytes(kv_dtype) * (
             self.sliding_window)
 
     def step_weight_gb(self, batch: float) -> float:
@@ -130,13 +235,124 @@ class ModelShape:
         return self.dense_read_gb + self.layers * touched * self.expert_gb
 
 
+def kv_bytes(kv_dtype: str) -> int:
+    try:
+        return KV_BYTES[kv_dtype]
+    except KeyError:
+        raise ValueError(f"unknown kv dtype {kv_dtype!r}; known: {sorted(KV_BYTES)}") from None
+
+
+def weight_bytes(shape: ModelShape, fmt: WeightFormat | str | None = None,
+                 tensor_parallel: int = 1) -> int:
+    """Bytes of weights on each GPU; vLLM shards linear layers and the vocabulary over TP.
+
+    ``fmt`` None: the shape's stated ``weight_gb`` (split evenly)."""
+    if fmt is None:
+        return int(shape.weight_gb * 1e9 / tensor_parallel)
+    if isinstance(fmt, str):
+        fmt = WEIGHT_FORMATS[fmt]
+    linear = shape.linear_params * fmt.bits_per_weight / 8
+    embed = shape.embedding_params * fmt.embedding_bits / 8
+    return int((linear + embed) / tensor_parallel + shape.small_params * 2)
+
+
+def kv_bytes_per_token(shape: ModelShape, kv_dtype: str = "auto", tensor_parallel: int = 1) -> int:
+    """K and V of every full-attention layer for one token on one GPU."""
+    return shape.kv_bytes_per_token(kv_dtype, tensor_parallel)
+
+
+RESERVE_BYTES = 2 * GIB
+"""Per GPU, outside weights and KV: the activation peak of a prefill chunk, CUDA graphs and
+non-torch memory (measured on the H100 with vLLM 0.26: 1.5 GiB activations at 2048 batched
+tokens, 0.22 GiB non-torch, 0.24 GiB CUDA graphs)."""
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Per-GPU memory budget of one engine (for tensor parallel: of each of its GPUs)."""
+
+    weight_bytes: int
+    kv_bytes_per_token: int
+    kv_budget_bytes: int
+    max_kv_tokens: int
+    tensor_parallel: int = 1
+
+    def max_sequences(self, seq_len: int) -> int:
+        """Sequences of ``seq_len`` tokens (prompt + generated) whose KV fits at once."""
+        if seq_len < 1:
+            raise ValueError("seq_len must be >= 1")
+        return self.max_kv_tokens // seq_len
+
+    def summary(self) -> str:
+        return (
+            f"weights {self.weight_bytes / GIB:.2f} GiB/GPU,"
+            f" KV {self.kv_bytes_per_token / 1024:.0f} KiB/token/GPU,"
+            f" KV budget {self.kv_budget_bytes / GIB:.2f} GiB/GPU,"
+            f" {self.max_kv_tokens:,} tokens (TP {self.tensor_parallel})"
+        )
+
+
+def memory_plan(
+    shape: ModelShape,
+    fmt: WeightFormat | str | None = None,
+    *,
+    gpu_bytes: int = L4_BYTES,
+    utilization: float = 0.92,
+    reserve_bytes: int = RESERVE_BYTES,
+    kv_dtype: str = "auto",
+    tensor_parallel: int = 1,
+) -> MemoryPlan:
+    """What vLLM will have for KV cache: ``gpu x utilization - weights - reserve``.
+
+    vLLM measures the reserve at start-up and logs the real KV size ("GPU KV cache size"),
+    which is the number to trust once it exists: on the H100 the plan was about 5% optimistic
+    (bench/results/vllm_h100.md: 88,720 predicted, 84,000 allocated).
+    """
+    if not 0 < utilization <= 1:
+        raise ValueError("utilization must be in (0, 1]")
+    if tensor_parallel < 1:
+        raise ValueError("tensor_parallel must be >= 1")
+    w = weight_bytes(shape, fmt, tensor_parallel)
+    per_token = kv_bytes_per_token(shape, kv_dtype, tensor_parallel)
+    budget = max(0, int(gpu_bytes * utilization) - w - reserve_bytes)
+    return MemoryPlan(w, per_token, budget, budget // per_token, tensor_parallel)
+
+
+def model_shape_from_config(path: str | Path) -> ModelShape:
+    """``ModelShape`` of a dense model from its Hugging Face ``config.json`` (file or folder)."""
+    p = Path(path)
+    cfg = json.loads((p / "config.json" if p.is_dir() else p).read_text())
+    heads = cfg["num_attention_heads"]
+    return ModelShape(
+        name=str(cfg.get("_name_or_path") or (p if p.is_dir() else p.parent).name),
+        layers=cfg["num_hidden_layers"],
+        hidden=cfg["hidden_size"],
+        heads=heads,
+        kv_heads=cfg.get("num_key_value_heads", heads),
+        head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
+        vocab=cfg["vocab_size"],
+        intermediate=cfg["intermediate_size"],
+        tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+    )
+
+
+QWEN25_14B = ModelShape(
+    "qwen2.5-14b", layers=48, hidden=5120, kv_heads=8, head_dim=128, heads=40, vocab=152064,
+    intermediate=13824, active_params_b=14.8)
+"""Qwen2.5-14B, the shape of DeepSeek-R1-Distill-Qwen-14B (14.77 B parameters)."""
+
+
+def _quantized(shape: ModelShape, name: str, fmt: str) -> ModelShape:
+    """``shape`` with its weights computed for ``fmt`` (all of them read every step)."""
+    gb = weight_bytes(shape, fmt) / 1e9
+    return dataclasses.replace(shape, name=name, weight_gb=gb, dense_read_gb=gb)
+
+
 MODELS: dict[str, ModelShape] = {
-    # DeepSeek-R1-Distill-Qwen-14B config.json: 48 layers, hidden 5120, 8 KV heads of 128;
-    # 14.8B parameters, about 9.5 GB as 4-bit AWQ with fp16 embeddings (the manifest's
-    # kv_cache_dtype "auto" = fp16 KV).
-    "deepseek-r1-distill-qwen-14b-awq": ModelShape(
-        "deepseek-r1-distill-qwen-14b-awq", layers=48, hidden=5120, kv_heads=8, head_dim=128,
-        weight_gb=9.5, dense_read_gb=9.5, active_params_b=14.8),
+    # DeepSeek-R1-Distill-Qwen-14B as 4-bit AWQ (group 128, fp16 scales + 4-bit zeros = 4.156
+    # bits a weight; embeddings and lm_head stay fp16): 9.98 GB (9.29 GiB).
+    "deepseek-r1-distill-qwen-14b-awq": _quantized(
+        QWEN25_14B, "deepseek-r1-distill-qwen-14b-awq", "awq"),
     # gpt-oss-120b config.json: 36 layers alternating sliding-window (128) and full attention,
     # hidden 2880, 8 KV heads of 64, 128 experts (4 per token) of 3 x 2880 x 2880 MXFP4 weights
     # (4.25 bits: 13.2 MB per expert and layer); attention, router and unembedding in BF16
@@ -156,21 +372,33 @@ MODELS: dict[str, ModelShape] = {
 
 @dataclass(frozen=True)
 class Setup:
-    """A machine layout serving one model."""
+    """A machine layout serving one model, configured as a manifest entry configures vLLM."""
 
     name: str
     gpu: str
-    gpus: int
-    tensor_parallel: int
     model: str
+    tensor_parallel: int = 1
+    data_parallel: int = 1
     memory_utilization: float = 0.92
-    activation_reserve_gb: float = 1.5
+    kv_cache_dtype: str = "auto"
+    reserve_bytes: int = RESERVE_BYTES
     bandwidth_efficiency: float = 0.7
     """Achievable share of datasheet bandwidth in decode. Assumed."""
     compute_efficiency: float = 0.5
     """Achievable share of peak tensor throughput. Assumed."""
     step_overhead_s: float = 0.003
     """Per-step sampling, scheduling and launch time. Assumed."""
+
+    @classmethod
+    def from_engine_settings(cls, name: str, gpu: str, model: str,
+                             settings: Mapping[str, Any], **assumptions: Any) -> Setup:
+        """The setup a manifest entry's vLLM ``engine_settings`` describe (the configuration
+        is the manifest's; this module only computes from it)."""
+        return cls(name, gpu, model,
+                   tensor_parallel=int(settings.get("tensor_parallel_size", 1)),
+                   data_parallel=int(settings.get("data_parallel_size", 1)),
+                   memory_utilization=float(settings.get("gpu_memory_utilization", 0.92)),
+                   kv_cache_dtype=str(settings.get("kv_cache_dtype", "auto")), **assumptions)
 
     @property
     def spec(self) -> GPUSpec:
@@ -181,45 +409,72 @@ class Setup:
         return MODELS[self.model]
 
     @property
+    def gpus(self) -> int:
+        return self.tensor_parallel * self.data_parallel
+
+    @property
     def replicas(self) -> int:
-        return max(1, self.gpus // self.tensor_parallel)
+        return self.data_parallel
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """KV bytes one more context token costs a replica (all of its GPUs)."""
+        return self.shape.kv_bytes_per_token(self.kv_cache_dtype)
+
+    def memory_plan(self) -> MemoryPlan:
+        """Each GPU's weights, reserve and KV budget (:func:`memory_plan`)."""
+        return memory_plan(self.shape, None, gpu_bytes=self.spec.memory_bytes,
+                           utilization=self.memory_utilization,
+                           reserve_bytes=self.reserve_bytes, kv_dtype=self.kv_cache_dtype,
+                           tensor_parallel=self.tensor_parallel)
 
     @property
     def kv_capacity_tokens(self) -> float:
         """Context tokens one replica's KV cache holds (its memory minus weights and reserve)."""
-        tp = self.tensor_parallel
-        free_gb = (self.spec.memory_gb * self.memory_utilization - self.activation_reserve_gb
-                   - self.shape.weight_gb / tp) * tp
-        return max(0.0, free_gb * 1e9 / self.shape.kv_bytes_per_token)
+        return float(self.memory_plan().max_kv_tokens)
 
     def resident(self, concurrency: float, mean_context: float) -> tuple[float, float]:
         """(sequences per replica, share of them whose KV cache fits and so decodes)."""
         per_replica = max(1.0, concurrency / self.replicas)
-        window = self.shape.window_kv_bytes() / self.shape.kv_bytes_per_token
+        window = self.shape.window_kv_bytes(self.kv_cache_dtype) / self.kv_bytes_per_token
         demand = per_replica * (max(1.0, mean_context) + window)
         return per_replica, min(1.0, self.kv_capacity_tokens / demand)
 
     def describe(self) -> str:
         layout = (f"TP={self.tensor_parallel}" if self.replicas == 1
                   else f"TP={self.tensor_parallel}, {self.replicas} replicas")
-        return (f"{self.name}: {self.gpus}x {self.spec.name} ({self.spec.memory_gb:.0f} GB, "
+        return (f"{self.name}: {self.gpus}x {self.spec.name} ({self.spec.memory_gib:.1f} GiB, "
                 f"{self.spec.bandwidth_tbs * 1000:.0f} GB/s), {layout}, {self.model} "
-                f"({self.shape.weight_gb:g} GB weights, "
-                f"{self.shape.kv_bytes_per_token / 1024:.0f} KiB KV/token, "
+                f"({self.shape.weight_gb:.3g} GB weights, "
+                f"{self.kv_bytes_per_token / 1024:.0f} KiB KV/token ({self.kv_cache_dtype}), "
                 f"{self.kv_capacity_tokens / 1000:.0f}k KV tokens per replica)")
 
 
-SETUPS: dict[str, Setup] = {
-    # What weights_manifest.json configures for the AIMO2 model: one copy split over 4 L4s.
-    "l4x4-tp4": Setup("l4x4-tp4", "l4", 4, 4, "deepseek-r1-distill-qwen-14b-awq"),
-    # The alternative layout: one AWQ copy per L4, 4 data-parallel replicas.
-    "l4x4-dp4": Setup("l4x4-dp4", "l4", 4, 1, "deepseek-r1-distill-qwen-14b-awq"),
-    # AIMO3: one H100 80 GB serving gpt-oss-120b (or the 20b model of some holdout traces).
-    "h100-gpt-oss-120b": Setup("h100-gpt-oss-120b", "h100", 1, 1, "gpt-oss-120b",
-                               step_overhead_s=0.002),
-    "h100-gpt-oss-20b": Setup("h100-gpt-oss-20b", "h100", 1, 1, "gpt-oss-20b",
-                              step_overhead_s=0.002),
-}
+def _setups() -> dict[str, Setup]:
+    """The simulated machines, each configured by the manifest entry that runs on it."""
+    from aimo_submit.manifest import package_manifest
+
+    manifest = package_manifest()
+    r1 = manifest.get("deepseek-r1-distill-qwen-14b-awq").engine_settings
+    oss = manifest.get("gpt-oss-120b").engine_settings
+    model = "deepseek-r1-distill-qwen-14b-awq"
+    return {
+        # AIMO2: the manifest's 14B AWQ entry, one copy split over 4 L4s.
+        "l4x4-tp4": Setup.from_engine_settings("l4x4-tp4", "l4", model, r1),
+        # The alternative layout of the same entry: one copy per L4, 4 data-parallel replicas.
+        "l4x4-dp4": Setup.from_engine_settings(
+            "l4x4-dp4", "l4", model,
+            {**r1, "tensor_parallel_size": 1, "data_parallel_size": 4}),
+        # AIMO3: one H100 80 GB serving gpt-oss-120b as its manifest entry says (or, with the
+        # same settings, the 20b model of some holdout traces).
+        "h100-gpt-oss-120b": Setup.from_engine_settings(
+            "h100-gpt-oss-120b", "h100", "gpt-oss-120b", oss, step_overhead_s=0.002),
+        "h100-gpt-oss-20b": Setup.from_engine_settings(
+            "h100-gpt-oss-20b", "h100", "gpt-oss-20b", oss, step_overhead_s=0.002),
+    }
+
+
+SETUPS: dict[str, Setup] = _setups()
 
 
 # -- throughput models -----------------------------------------------------------------------------
@@ -254,7 +509,8 @@ class RooflineThroughput:
         per_replica, share = s.resident(concurrency, mean_context)
         batch = per_replica * share
         tp = s.tensor_parallel
-        kv = batch * (max(1.0, mean_context) * m.kv_bytes_per_token + m.window_kv_bytes())
+        kv = batch * (max(1.0, mean_context) * s.kv_bytes_per_token
+                      + m.window_kv_bytes(s.kv_cache_dtype))
         step_bytes = (m.step_weight_gb(batch) * 1e9 + kv) / tp
         t_mem = step_bytes / (s.spec.bandwidth_tbs * 1e12 * s.bandwidth_efficiency)
         t_compute = batch * 2 * m.active_params_b * 1e9 / tp / (

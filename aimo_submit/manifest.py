@@ -4,6 +4,13 @@
 is the one place that knows a model's Kaggle handle, prompt styles, stop strings, engine
 settings and file checksums. Parsing is strict, so a typo fails at load time with the entry and
 the field named, not hours later on Kaggle. ``python -m aimo_submit manifest --help`` for the CLI.
+
+The validator is hand-written on purpose, not pydantic or msgspec (which vLLM pulls in): the
+notebook's preflight reads this file before any wheel is installed, so it may import only the
+standard library, and every error must name the manifest entry and the dotted field in words a
+person fixing the JSON understands. What vLLM accepts is not restated here: the vLLM schema is
+``VLLMSettings`` itself (``engines/vllm_settings.settings_schema``) and its value checks run on
+every vLLM entry.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -20,6 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aimo_submit.engines.vllm_settings import VLLMSettings, settings_schema
 
 MANIFEST_FILENAME = "weights_manifest.json"
 MANIFEST_ENV = "AIMO_MANIFEST"
@@ -43,26 +53,8 @@ ENGINE_SETTINGS: dict[str, dict[str, tuple[type, ...]]] = {
         "max_model_len": (int, _NONE),
         "threads": (int, _NONE),
     },
-    # vllm.LLM keyword arguments, plus data_parallel_size: how many engine replicas to run
-    # (tensor_parallel_size * data_parallel_size GPUs in all), and the VLLMSettings fields
-    # stream_interval, extra (more engine arguments, e.g. async_scheduling) and sampling_extra
-    # (more SamplingParams, e.g. skip_special_tokens).
-    "vllm": {
-        "tensor_parallel_size": (int,),
-        "data_parallel_size": (int,),
-        "quantization": (str, _NONE),
-        "kv_cache_dtype": (str,),
-        "max_model_len": (int,),
-        "gpu_memory_utilization": (float,),
-        "max_num_seqs": (int,),
-        "enforce_eager": (bool,),
-        "enable_prefix_caching": (bool,),
-        "dtype": (str,),
-        "seed": (int, _NONE),
-        "stream_interval": (int,),
-        "extra": (dict,),
-        "sampling_extra": (dict,),
-    },
+    # the fields of VLLMSettings (the one vLLM schema, engines/vllm_settings.py)
+    "vllm": settings_schema(),
 }
 REQUIRED_ENGINE_SETTINGS: dict[str, tuple[str, ...]] = {
     "transformers": (),
@@ -443,6 +435,11 @@ def _parse_engine_settings(data: dict[str, Any], engine: str, entry: str) -> dic
     if gmu is not None and not 0 < gmu <= 1:
         raise ManifestError(f"{_where(entry, 'engine_settings.gpu_memory_utilization')} must be "
                             f"in (0, 1], got {gmu}")
+    if engine == "vllm":  # the engine's own value checks (choices, layouts), named for the entry
+        try:
+            VLLMSettings.from_dict({"model": entry, **out})
+        except ValueError as exc:
+            raise ManifestError(f"{_where(entry, 'engine_settings')}: {exc}") from None
     return out
 
 
@@ -537,6 +534,13 @@ def default_manifest_path() -> Path:
         f"{MANIFEST_FILENAME} not found; looked at {[str(c) for c in candidates]}. Put it next "
         f"to the aimo_submit folder (as 'make package' does) or set {MANIFEST_ENV}."
     )
+
+
+@functools.lru_cache(maxsize=1)
+def package_manifest() -> Manifest:
+    """The package's own manifest, whatever ``AIMO_MANIFEST`` says: the configuration that the
+    hardware model (``hardware.SETUPS``) and the presets' token caps are computed from."""
+    return load_manifest(package_root() / MANIFEST_FILENAME)
 
 
 def load_manifest(path: str | Path | None = None) -> Manifest:

@@ -39,17 +39,18 @@ import sys
 from typing import Any
 
 from aimo_submit.competition import PROFILES, CompetitionProfile, get_profile
+from aimo_submit.manifest import package_manifest
 from aimo_submit.policy import PolicyConfig
 
 __all__ = ["MODEL_MAX_TOKENS", "PRESETS", "get_preset", "policies_for", "preset_names",
            "resolve_policy", "winner_at"]
 
 MODEL_MAX_TOKENS = {
-    # max_tokens of deepseek-r1-distill-qwen-14b-awq in weights_manifest.json: 16k, because
-    # both the recorded Qwen3 AIME traces (29 % of right answers come after 12,288 tokens) and
-    # the published R1-Distill-Qwen-14B table (AIME 2025 pass@1 39.9 at 12k, 46.2 at 16k) say
-    # the 12k cap loses answers
-    "aimo2": 16384,
+    # max_tokens of deepseek-r1-distill-qwen-14b-awq, read from weights_manifest.json (16k,
+    # because both the recorded Qwen3 AIME traces (29 % of right answers come after 12,288
+    # tokens) and the published R1-Distill-Qwen-14B table (AIME 2025 pass@1 39.9 at 12k, 46.2
+    # at 16k) say the 12k cap loses answers)
+    "aimo2": package_manifest().get("deepseek-r1-distill-qwen-14b-awq").max_tokens,
     # gpt-oss-120b: 131k context; the recorded AIMO3 traces stop once the context passes
     # 106,496 tokens, so 100k generated tokens is the longest a sample there may run
     "aimo3": 100_000,

@@ -54,10 +54,15 @@ class ModelSpec:
 
 
 class EventLoopThread:
-    """An asyncio loop on a daemon thread: the engine and solver live there across problems."""
+    """An asyncio loop on a daemon thread: the engine and solver live there across problems.
 
-    def __init__(self, name: str = "aimo-loop") -> None:
-        self.loop = asyncio.new_event_loop()
+    ``loop`` may be given: the simulator passes a virtual-clock loop (``simclock``) so that the
+    same ``Submission`` plays a whole competition in virtual time.
+    """
+
+    def __init__(self, name: str = "aimo-loop",
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop or asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
@@ -67,6 +72,16 @@ class EventLoopThread:
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def wait(self, future: concurrent.futures.Future[Any], timeout: float) -> bool:
+        """Block the calling thread until ``future`` is done (True) or ``timeout`` seconds of
+        the loop's clock pass (False). A real loop waits in real time, which also bounds a
+        loop that is blocked; a virtual one (``block_until``) in its own time."""
+        block_until = getattr(self.loop, "block_until", None)
+        if block_until is not None:
+            return bool(block_until(future, timeout))
+        done, _ = concurrent.futures.wait([future], timeout=max(0.0, timeout))
+        return bool(done)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.loop.is_running():
@@ -147,7 +162,11 @@ class Submission:
         clock: Any = time.monotonic,
         started: float | None = None,
         setup_s: dict[str, float] | None = None,
+        loop: EventLoopThread | None = None,
     ) -> None:
+        """``engine`` is built but not started (this starts it in the background); ``clock``
+        and ``loop`` are injectable so the simulator runs this very object in virtual time
+        (``simclock``: ``clock`` is then the virtual loop's ``time``)."""
         self.created = clock()
         self.clock = clock
         self.started = self.created if started is None else started
@@ -191,7 +210,10 @@ class Submission:
         self.sample_cap: int | None = None
         """Samples per problem after an out-of-memory error (None: the policy's count)."""
         self.startup_s: float | None = None
-        self._loop = EventLoopThread()
+        self.last_budget: ProblemBudget | None = None
+        """The last problem's budget, unrounded (the run log rounds it; the simulator times
+        every answer against it)."""
+        self._loop = loop or EventLoopThread()
         self._ready = self._loop.submit(self._start_engine())
 
     # -- construction from the manifest ----------------------------------------------------------
@@ -255,21 +277,23 @@ class Submission:
 
     # -- engine lifecycle --------------------------------------------------------------------
     async def _start_engine(self) -> float:
-        t0 = time.monotonic()
+        loop = asyncio.get_running_loop()  # its clock: real here, virtual in the simulator
+        t0 = loop.time()
         await self.engine.start()
-        self.startup_s = time.monotonic() - t0
+        self.startup_s = loop.time() - t0
         self.ready_at = self.clock()
         log.info("engine %s ready in %.1f s", self.engine.name, self.startup_s)
         return self.startup_s
 
     async def _restart_engine(self) -> float:
-        t0 = time.monotonic()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
         try:
             await asyncio.wait_for(self.engine.close(), timeout=self.policy.engine_close_timeout_s)
         except Exception as exc:  # a broken engine may not close cleanly; start anew anyway
             log.warning("engine close failed during restart: %r", exc)
         await self.engine.start()
-        took = time.monotonic() - t0
+        took = loop.time() - t0
         self.restarts.append(took)
         log.warning("engine restarted in %.1f s", took)
         return took
@@ -291,7 +315,7 @@ class Submission:
         answer: Any = self.policy.fallback_answer
         result, budget, live = None, None, None
         try:
-            budget = self.scheduler.plan()
+            budget = self.last_budget = self.scheduler.plan()
             if not text.strip():
                 faults.append("empty problem text: answered with the fallback without solving")
             else:
@@ -380,7 +404,9 @@ class Submission:
         future = self._loop.submit(self.solver.solve(text, self._on_loop_clock(budget), live=live))
         timeout = max(0.0, budget.hard_deadline - self.clock()) + self.policy.answer_grace_s
         try:
-            result = future.result(timeout=timeout)
+            if not self._loop.wait(future, timeout):
+                raise concurrent.futures.TimeoutError
+            result = future.result(timeout=0)
         except concurrent.futures.TimeoutError:
             future.cancel()
             faults.append(f"solve overran its deadline by {self.policy.answer_grace_s:.1f} s")
@@ -419,7 +445,7 @@ class Submission:
             if not self._ready.done():
                 wait = budget.hard_deadline - self.clock() - self.policy.answer_grace_s
                 if wait > 0:
-                    concurrent.futures.wait([self._ready], timeout=wait)
+                    self._loop.wait(self._ready, wait)
                 if not self._ready.done():
                     faults.append("engine not ready before the problem's deadline")
                     return False
@@ -544,14 +570,19 @@ class Submission:
         if not self._ready.done():
             self._ready.cancel()  # a load or restart still running: the engine closes anyway
         try:
-            self._loop.submit(self.engine.close()).result(timeout=30)
+            closing = self._loop.submit(self.engine.close())
+            if not self._loop.wait(closing, 30):
+                raise TimeoutError("engine close took over 30 s")
+            closing.result(timeout=0)
         except Exception as exc:
             log.warning("engine close failed: %r", exc)
         if self.sandbox is not None and hasattr(self.sandbox, "close"):
             try:
                 res = self.sandbox.close()
                 if asyncio.iscoroutine(res):
-                    self._loop.submit(res).result(timeout=10)
+                    closing = self._loop.submit(res)
+                    self._loop.wait(closing, 10)
+                    closing.result(timeout=0)
             except Exception as exc:
                 log.warning("sandbox close failed: %r", exc)
         self._loop.stop()

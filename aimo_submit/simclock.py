@@ -17,12 +17,21 @@ A loop with nothing ready and no timer is waiting for another thread (or is dead
 selector then blocks on the real selector for at most ``stall_timeout_s`` real seconds and
 raises :class:`VirtualClockStall` if nothing arrives, so a simulation bug fails loudly instead
 of hanging.
+
+Driven by a thread: ``VirtualEventLoop(driven=True)`` runs on its own thread (the runner's
+``EventLoopThread``) while another thread, the driver, does synchronous work between waits, as
+``Submission.predict`` does from the gateway's thread. The clock must not move while the driver
+works (its work takes no time in the world being simulated), so it stands still except while
+the driver blocks in :meth:`VirtualEventLoop.block_until`; that makes a driven run as
+deterministic as a single-threaded one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import selectors
+import threading
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -38,12 +47,15 @@ class VirtualClockStall(RuntimeError):
 class VirtualClockSelector(selectors.BaseSelector):
     """A real selector whose ``select(timeout)`` advances a virtual clock instead of sleeping."""
 
-    def __init__(self, start: float = 0.0, stall_timeout_s: float | None = 10.0) -> None:
+    def __init__(self, start: float = 0.0, stall_timeout_s: float | None = 10.0,
+                 held: bool = False) -> None:
         self._real = selectors.DefaultSelector()
         self.now = float(start)
         self.stall_timeout_s = stall_timeout_s
         self.jumps = 0
         """How many times the clock jumped (a cheap measure of simulation work)."""
+        self.held = held
+        """The driving thread is working: the clock stands still (touched on the loop thread)."""
 
     # -- delegation to the real selector (the loop's self-pipe lives there) ---------------------
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
@@ -70,6 +82,8 @@ class VirtualClockSelector(selectors.BaseSelector):
         events = self._real.select(0)
         if events:
             return events
+        if self.held:  # wait, without moving the clock, for the driver's next call
+            return self._real.select(self.stall_timeout_s)
         if timeout is None:
             events = self._real.select(self.stall_timeout_s)
             if not events:
@@ -86,8 +100,9 @@ class VirtualClockSelector(selectors.BaseSelector):
 class VirtualEventLoop(asyncio.SelectorEventLoop):
     """``SelectorEventLoop`` whose ``time()`` is virtual; see the module docstring."""
 
-    def __init__(self, start: float = 0.0, stall_timeout_s: float | None = 10.0) -> None:
-        self._vclock = VirtualClockSelector(start, stall_timeout_s)
+    def __init__(self, start: float = 0.0, stall_timeout_s: float | None = 10.0, *,
+                 driven: bool = False) -> None:
+        self._vclock = VirtualClockSelector(start, stall_timeout_s, held=driven)
         super().__init__(self._vclock)
 
     def time(self) -> float:
@@ -96,6 +111,39 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     @property
     def jumps(self) -> int:
         return self._vclock.jumps
+
+    def _wake_soon(self, wake: Any) -> Any:
+        def done(_: object) -> None:
+            if not self.is_closed():  # a future that ends after the run has nobody to wake
+                self.call_soon_threadsafe(wake)
+
+        return done
+
+    def block_until(self, future: concurrent.futures.Future[Any], timeout: float) -> bool:
+        """From the driving thread: wait until ``future`` is done or ``timeout`` virtual seconds
+        pass; True if it is done. The clock runs only during this call (``driven=True``)."""
+        if future.done():
+            return True
+        woke = threading.Event()
+        timer: list[asyncio.TimerHandle] = []
+
+        def wake() -> None:  # on the loop thread: the driver works again, the clock stops
+            if not woke.is_set():
+                self._vclock.held = True
+                for handle in timer:
+                    handle.cancel()
+                woke.set()
+
+        def arm() -> None:  # on the loop thread: the driver waits, the clock may run
+            timer.append(self.call_at(self.time() + max(0.0, timeout), wake))
+            future.add_done_callback(self._wake_soon(wake))
+            self._vclock.held = False
+
+        self.call_soon_threadsafe(arm)
+        while not woke.wait(1.0):
+            if not self.is_running():
+                raise VirtualClockStall("the virtual loop stopped while a thread waited on it")
+        return future.done()
 
 
 def run(

@@ -1,10 +1,10 @@
 """Trace-driven competition simulator: play whole 5-hour runs in virtual time, compare policies.
 
-One competition = the submission's loop with the GPU replaced by the replay engine (a fake of
-its timing only) and the wall clock replaced by the virtual clock of ``simclock.py``: for each
-problem in a random order, ``scheduler.plan()``, ``solver.solve()``, the throughput feedback
-and ``scheduler.finish_problem()``, exactly the four calls of ``Submission.predict``. The
-solver, scheduler, vote and extraction code run unchanged.
+One competition = the real ``runner.Submission`` with the GPU replaced by the replay engine (a
+fake of its timing only) and the wall clock replaced by the virtual clock of ``simclock.py``:
+``predict`` is called for each problem in a random order, as Kaggle's gateway does, and runs
+unchanged (scheduler, solver, vote and extraction, engine waits, restarts and
+retry-after-restart); there is no second copy of the predict loop here.
 
 Comparisons are paired: for a given seed every policy gets the same problems, the same sample
 pool per problem (sample ``i`` of a request is pool sample ``i``) and the same order, so
@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
+import logging
 import math
 import multiprocessing
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,8 +56,7 @@ from aimo_submit.hardware import (
 )
 from aimo_submit.policy import PolicyConfig
 from aimo_submit.presets import PRESETS, get_preset, policies_for
-from aimo_submit.schedule import Scheduler
-from aimo_submit.solver import Solver
+from aimo_submit.runner import EventLoopThread, ModelSpec, Submission
 from aimo_submit.traces import (
     DEFAULT_MODEL,
     TraceProblem,
@@ -86,7 +88,8 @@ class SimSettings:
     n_problems: int = AIMO2.n_problems
     """Problems per run; a trace file with more problems gives a random subset per seed."""
     startup_s: float = 120.0
-    """Model load before the first problem; the scheduler's clock starts before it, as on Kaggle."""
+    """Model load (and each engine restart); the clock starts before it and the first problem
+    waits for it inside its own budget, as on Kaggle."""
     hardware: str = "l4x4-tp4"
     """A key of ``hardware.SETUPS`` (ignored when ``throughput_file`` is given); its measured
     table is used where ``bench/results/throughput`` has one, else its roofline model."""
@@ -155,7 +158,9 @@ class ProblemRecord:
     max_tokens: int
     hard_s: float
     overran: bool
-    """The solve returned after its hard deadline plus grace (the runner would have cut it)."""
+    """``predict`` answered after the problem's hard deadline plus grace."""
+    retried: bool = False
+    """The engine failed the whole problem and ``predict`` asked again after a restart."""
 
 
 @dataclass
@@ -172,6 +177,8 @@ class CompetitionResult:
     tokens: int
     real_s: float
     records: list[ProblemRecord] = field(default_factory=list)
+    restarts: int = 0
+    """Engine restarts the runner made (each takes the model load again)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,47 +242,102 @@ def oracle(problems: Sequence[TraceProblem],
 
 
 # -- one competition ---------------------------------------------------------------------------
-async def compete(problems: Sequence[TraceProblem], policy: PolicyConfig, settings: SimSettings,
-                  order_seed: int, profile: CompetitionProfile = AIMO2, *,
-                  throughput: ThroughputModel | None = None,
-                  wrap_engine: Callable[[Engine], Engine] | None = None,
-                  ) -> tuple[list[ProblemRecord], float, int]:
-    """Mirror of ``Submission.predict`` for each problem; returns records, time used, tokens.
+REPLAY_SPEC = ModelSpec(name="replay", engine="replay", path=Path("."))
+"""What the runner is told of the replayed model: the prompt style's defaults; no tool use."""
 
-    ``throughput`` replaces the settings' model and ``wrap_engine`` wraps the replay engine
-    (the deadline benchmark slows the hardware down and injects faults this way).
+
+def compete(problems: Sequence[TraceProblem], policy: PolicyConfig, settings: SimSettings,
+            order_seed: int, profile: CompetitionProfile = AIMO2, *,
+            throughput: ThroughputModel | None = None,
+            wrap_engine: Callable[[Engine], Engine] | None = None,
+            ) -> tuple[list[ProblemRecord], float, int, int]:
+    """The real ``Submission`` over the replay engine in virtual time.
+
+    Returns the records, the time used, the tokens generated and the engine restarts.
+
+    The gateway's part is played here: one ``predict`` per problem in a seeded order, each
+    called as soon as the previous one answered, the first at once while the model still loads
+    (``settings.startup_s``, again on every engine restart). Everything else is the runner's:
+    deadlines, engine waits and restarts, retry-after-restart, the answer from partial votes
+    when a solve overruns. ``throughput`` replaces the settings' model and ``wrap_engine``
+    wraps the replay engine (the deadline benchmark slows the hardware down and injects faults
+    this way).
     """
-    loop = asyncio.get_running_loop()
     replay = ReplayEngine(problems, throughput or settings.throughput(),
                           chunk_tokens=settings.chunk_tokens,
                           request_latency_s=settings.request_latency_s,
-                          heartbeat_s=settings.heartbeat_s)
+                          heartbeat_s=settings.heartbeat_s, load_s=settings.startup_s)
     engine: Engine = wrap_engine(replay) if wrap_engine else replay
-    scheduler = Scheduler(policy, settings.total_s, len(problems), clock=loop.time,
-                          start=loop.time(),
-                          max_problem_s=max(1.0, profile.response_timeout_s - 60.0))
-    solver = Solver(engine, policy, modulus=profile.answer_modulus, stop=settings.stop)
-    await asyncio.sleep(settings.startup_s)
+    loop = simclock.VirtualEventLoop(driven=True)
+    thread = EventLoopThread("aimo-sim", loop)
+    spec = replace(REPLAY_SPEC, stop=settings.stop)
     order = np.random.default_rng(order_seed).permutation(len(problems))
     records = []
-    for i in order:
-        problem = problems[int(i)]
-        t0 = loop.time()
-        budget = scheduler.plan()
-        result = await solver.solve(problem_text(problem), budget)
-        if result.tokens_per_s:
-            scheduler.observe_throughput(int(result.tokens_per_s * 1000), 1000.0)
-        answer = int(result.answer) % profile.answer_modulus
-        scheduler.finish_problem()
-        now = loop.time()
-        records.append(ProblemRecord(
-            id=problem.id, gold=problem.answer, answer=answer, correct=answer == problem.answer,
-            seconds=now - t0, tokens=result.tokens, n_voted=result.n_voted,
-            stop_reason=result.stop_reason, max_tokens=budget.max_tokens,
-            hard_s=budget.hard_deadline - budget.start,
-            overran=now > budget.hard_deadline + policy.answer_grace_s + 1e-6,
-        ))
-    return records, loop.time() - scheduler.start, replay.generated_tokens
+    try:
+        with tempfile.TemporaryDirectory(prefix="aimo-sim-") as tmp, _quiet_runner():
+            sub = Submission(engine, spec, profile, policy=policy, total_s=settings.total_s,
+                             n_problems=len(problems), workdir=tmp, clock=loop.time,
+                             loop=thread)
+            for i in order:
+                problem = problems[int(i)]
+                t0 = loop.time()  # the clock stands still while this thread works
+                sub.predict(problem.id, problem_text(problem))
+                now = loop.time()
+                budget = sub.last_budget
+                rec = sub.records[problem.id]
+                assert budget is not None
+                records.append(ProblemRecord(
+                    id=problem.id, gold=problem.answer, answer=rec["answer"],
+                    correct=rec["answer"] == problem.answer, seconds=now - t0,
+                    tokens=rec["tokens"], n_voted=rec["n_voted"],
+                    stop_reason=rec.get("stop_reason") or _cut_reason(rec["faults"]),
+                    max_tokens=budget.max_tokens, hard_s=budget.hard_deadline - budget.start,
+                    overran=now > budget.hard_deadline + policy.answer_grace_s + 1e-6,
+                    retried=any(f.startswith("retrying") for f in rec["faults"]),
+                ))
+            used = loop.time() - sub.scheduler.start
+            restarts = len(sub.restarts)
+            sub.close()
+    finally:
+        _shut_down(thread)
+    return records, used, replay.generated_tokens, restarts
+
+
+def _cut_reason(faults: list[str]) -> str:
+    """Why ``predict`` answered without a solve result (its run-log line says in words)."""
+    if any(f.startswith("solve overran") for f in faults):
+        return "overrun-cut"
+    if any(f.startswith("engine not ready") or f.startswith("engine failed") for f in faults):
+        return "no-engine"
+    return "no-result"
+
+
+@contextlib.contextmanager
+def _quiet_runner() -> Iterator[None]:
+    """The runner logs each fault as a warning for a person watching the notebook; simulated
+    faults are in the records instead, so only errors are printed."""
+    logger = logging.getLogger("aimo_submit.runner")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _shut_down(thread: EventLoopThread) -> None:
+    """End what the run left behind (streams hung on purpose) and close the virtual loop."""
+    async def cancel_rest() -> None:
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    if thread.loop.is_running():
+        thread.wait(thread.submit(cancel_rest()), 24 * 3600.0)
+    thread.stop()
+    if not thread.loop.is_running():
+        thread.loop.close()
 
 
 def run_competition(problems: Sequence[TraceProblem], policy: PolicyConfig,
@@ -287,14 +349,14 @@ def run_competition(problems: Sequence[TraceProblem], policy: PolicyConfig,
     """Play one competition on a fresh virtual-time loop."""
     settings = settings or SimSettings()
     t0 = time.perf_counter()
-    records, used, tokens = simclock.run(compete(
+    records, used, tokens, restarts = compete(
         problems, policy, settings, order_seed, settings.competition, throughput=throughput,
-        wrap_engine=wrap_engine))
+        wrap_engine=wrap_engine)
     return CompetitionResult(
         policy=name, seed=seed, solved=sum(r.correct for r in records),
         n_problems=len(records), time_used_s=used, total_s=settings.total_s,
         overrun=used > settings.total_s, problem_overruns=sum(r.overran for r in records),
-        tokens=tokens, real_s=time.perf_counter() - t0, records=records,
+        tokens=tokens, real_s=time.perf_counter() - t0, records=records, restarts=restarts,
     )
 
 

@@ -36,20 +36,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from aimo_submit.engines.base import (  # noqa: E402
-    FinishReason,
-    GenerationRequest,
-    SampleState,
-)
+from aimo_submit.engines.base import FinishReason, GenerationRequest  # noqa: E402
 from aimo_submit.engines.vllm_engine import (  # noqa: E402
-    GIB,
-    MIB,
-    ModelShape,
     VLLMEngine,
     VLLMSettings,
     _vllm_env_defaults,
-    memory_plan,
 )
+from aimo_submit.hardware import GIB, MIB, ModelShape, memory_plan  # noqa: E402
+from bench.samples import SampleState  # noqa: E402
 
 TINY_MODEL = REPO / "aimo_submit" / "assets" / "tiny-model"
 TINY_CSV = REPO / "aimo_submit" / "assets" / "tiny_problems.csv"
@@ -232,8 +226,8 @@ def throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"plain LLM ready in {info['startup_s_plain']:.1f} s", flush=True)
         total = gpu_total_bytes()
         if total:
-            m = ModelShape(n_layers=shape["layers"], hidden=shape["hidden"],
-                           n_heads=shape["heads"], n_kv_heads=shape["kv_heads"], head_dim=128,
+            m = ModelShape(args.shape, layers=shape["layers"], hidden=shape["hidden"],
+                           heads=shape["heads"], kv_heads=shape["kv_heads"], head_dim=128,
                            vocab=shape["vocab"], intermediate=shape["intermediate"])
             fmt = {"bf16": "bf16", "fp8": "fp8", "awq": "awq"}[args.weights]
             plan = memory_plan(m, fmt, gpu_bytes=total, utilization=args.gpu_mem,

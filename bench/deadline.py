@@ -1,9 +1,11 @@
 """Hard-deadline benchmark: simulated 50-problem runs under an adversary, many seeds.
 
-Each seed plays one AIMO2 competition (5 h, 50 problems, the unchanged solver and scheduler on
-the replay engine in virtual time) against an adversary drawn from the seed:
+Each seed plays one AIMO2 competition (5 h, 50 problems: the real ``runner.Submission`` and its
+``predict``, with the runner's engine waits, restarts and retry-after-restart, on the replay
+engine in virtual time; ``simulate.compete``) against an adversary drawn from the seed:
 
-* a model load of 1 to 15 minutes before the first problem (the clock already runs);
+* a model load of 1 to 15 minutes, while the first problem already waits for it (the clock
+  runs from the start), and again on every engine restart;
 * a machine that is 0.4x to 1.2x as fast as the roofline model says, plus up to 8 slowdown
   episodes (1 to 30 minutes each at 3% to 50% speed: throttling, a noisy neighbour);
 * engine faults on random requests through the test-only ``FaultyEngine``: first events
@@ -12,11 +14,12 @@ the replay engine in virtual time) against an adversary drawn from the seed:
 
 It reports, per policy, the slack between the time the last answer came back and the usable
 budget (total minus the scheduler's safety margin): the guarantee is that it is never negative.
-Timing is FAKE (the replay engine models the GPU); the scheduling and solving code is real.
+Timing is FAKE (the replay engine models the GPU); the runner, scheduling and solving code is
+the code a submission runs.
 
 Run: ``make bench-deadline`` (= ``python -m bench.deadline``; ``--seeds N`` for fewer). Writes
 ``bench/results/deadline.md`` and ``bench/results/deadline_slack.png``. Not part of ``make
-bench`` because 1,000 seeds take about a quarter of an hour on 2 CPUs.
+bench`` because 1,000 seeds take about 25 minutes on 2 CPUs (1,376 s on a shared machine).
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aimo_submit.engines.base import Engine
-from aimo_submit.engines.faulty import Fault, FaultKind, FaultyEngine
 from aimo_submit.engines.replay import ThroughputModel
 from aimo_submit.presets import get_preset
 from aimo_submit.schedule import Scheduler
 from aimo_submit.simulate import SimSettings, problem_set, run_competition
 from bench import markdown_rows
+from bench.faulty import Fault, FaultKind, FaultyEngine
 
 # -- configuration (data) ------------------------------------------------------------------------
 POLICIES = ("ours", "ours-defaults")
@@ -188,6 +191,8 @@ def _job(args: tuple[str, int, SimSettings]) -> dict[str, Any]:
         "startup_s": adv.startup_s,
         "base_speed": adv.base,
         "episodes": len(adv.episodes),
+        "restarts": result.restarts,
+        "retried": sum(r.retried for r in result.records),
         "fired": Counter(f["kind"] for e in engines for f in e.fired),
         "stops": Counter(r.stop_reason for r in result.records),
         "real_s": result.real_s,
@@ -234,6 +239,8 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "worst_problem_slack_s": round(min(r["worst_problem_slack_s"] for r in rs), 2),
             "solved_mean": round(statistics.fmean(r["solved"] for r in rs), 2),
             "faults_fired": sum(sum(r["fired"].values()) for r in rs),
+            "restarts": sum(r["restarts"] for r in rs),
+            "retried": sum(r["retried"] for r in rs),
         })
     return rows
 
@@ -274,9 +281,12 @@ def write_results(runs: list[dict[str, Any]], rows: list[dict[str, Any]], seeds:
         f"Wall time: {wall_s:.0f} s on {JOBS} worker(s); {len(runs)} runs ({seeds} seeds per "
         "policy).",
         "",
-        "Each run: 50 problems, 5 h, synthetic traces, the unchanged solver and scheduler on "
-        "the replay engine (FAKE GPU timing) wrapped in the test-only FaultyEngine. Per seed: "
-        f"model load {STARTUP_S[0]:.0f}-{STARTUP_S[1]:.0f} s, machine speed "
+        "Each run: 50 problems, 5 h, synthetic traces, `Submission.predict` called for each "
+        "problem as the gateway does (the runner's engine waits, restarts and "
+        "retry-after-restart, the solver and scheduler unchanged) on the replay engine (FAKE "
+        "GPU timing) wrapped in the test-only FaultyEngine. Per seed: "
+        f"model load {STARTUP_S[0]:.0f}-{STARTUP_S[1]:.0f} s (the first problem waits for it "
+        "inside its budget; each engine restart loads again), machine speed "
         f"{BASE_SPEED[0]}-{BASE_SPEED[1]}x the roofline, 0-{MAX_EPISODES} slowdown episodes of "
         f"{EPISODE_S[0]:.0f}-{EPISODE_S[1]:.0f} s at {EPISODE_SPEED[0]}-{EPISODE_SPEED[1]}x, "
         "and per request these fault rates: "

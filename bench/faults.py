@@ -23,12 +23,12 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import polars as pl
 
 from aimo_submit.competition import AIMO2
-from aimo_submit.engines.faulty import Fault, FaultKind, FaultyEngine
 from aimo_submit.engines.transformers_engine import TransformersEngine
 from aimo_submit.manifest import load_manifest
 from aimo_submit.policy import PolicyConfig
 from aimo_submit.runner import Submission, spec_from_entry
 from bench import markdown_rows
+from bench.faulty import Fault, FaultKind, FaultyEngine
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "aimo_submit" / "assets" / "tiny-model"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from aimo_submit.engines.faulty import FaultKind
 from aimo_submit.engines.replay import HARDWARE_PRESETS
 from bench.deadline import AdversarialThroughput, Episode, adversary, play, summarize
+from bench.faulty import FaultKind
 
 
 def test_adversary_is_deterministic_and_varied() -> None:

@@ -29,12 +29,12 @@ import polars as pl
 import pytest
 
 from aimo_submit.competition import AIMO2
-from aimo_submit.engines.faulty import Fault, FaultKind, hostile_code_text
 from aimo_submit.prompts import CODE_STOP
 from aimo_submit.runner import Submission
 from bench.faults import CASES, GRACE, MODEL, POLICY
 from bench.faults import rows as _rows
 from bench.faults import submission as _submission
+from bench.faulty import Fault, FaultKind, hostile_code_text
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -45,8 +45,8 @@ def test_roofline_speeds_fall_with_concurrency_and_context():
 
 
 def test_roofline_bounds_from_datasheets():
-    # one sequence per L4 is bounded by reading the 9.5 GB of weights: 300 GB/s / 9.5 GB
-    assert 15 < HARDWARE_PRESETS["l4x4-dp4"].tokens_per_s(1, 1000) < 300 / 9.5
+    # one sequence per L4 is bounded by reading the 9.98 GB of AWQ weights: 300 GB/s / 9.98 GB
+    assert 15 < HARDWARE_PRESETS["l4x4-dp4"].tokens_per_s(1, 1000) < 300 / 9.98
     assert HARDWARE_PRESETS["l4x4-tp4"].replicas == 1
     assert HARDWARE_PRESETS["l4x4-dp4"].replicas == 4
     # the 24 GB L4 holds far less KV per replica than 4 of them under TP

@@ -438,3 +438,26 @@ def test_gpt_oss_entry_is_the_aimo3_shape():
     assert s["kv_cache_dtype"].startswith("fp8") and s["extra"]["async_scheduling"] is True
     assert e.max_tokens < s["max_model_len"] <= e.max_context
     assert not e.verified and "UNVERIFIED" in e.note
+
+
+def test_vllm_settings_have_one_schema_the_engines():
+    """Every VLLMSettings field but the path is a manifest key (dp_backend and
+    max_num_batched_tokens were refused before), and the engine's value checks run on load."""
+    from aimo_submit.engines.vllm_settings import VLLMSettings, settings_schema
+
+    fields = {f for f in VLLMSettings.__dataclass_fields__ if f != "model"}
+    assert set(settings_schema()) == fields
+    d = kaggle_entry_dict()
+    d["engine_settings"].update(dp_backend="replicas", max_num_batched_tokens=4096,
+                                gpu_ids=[3, 2, 1, 0])
+    e = Manifest.from_dict(doc(d)).get("real")
+    settings = VLLMSettings.from_dict({"model": "/m", **e.engine_settings})
+    assert settings.dp_backend == "replicas" and settings.gpu_ids == (3, 2, 1, 0)
+    for key, value, needle in [("dp_backend", "ray", "dp_backend 'ray' not in"),
+                               ("quantization", "int3", "quantization 'int3' not in"),
+                               ("max_num_batched_tokens", "many", "must be int or null")]:
+        d = kaggle_entry_dict()
+        d["engine_settings"][key] = value
+        with pytest.raises(ManifestError) as err:
+            Manifest.from_dict(doc(d))
+        assert "entry 'real'" in str(err.value) and needle in str(err.value)

@@ -11,7 +11,7 @@ import pytest
 
 from aimo_submit import simclock
 from aimo_submit.competition import AIMO2, AIMO3
-from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleState
+from aimo_submit.engines.base import FinishReason, GenerationRequest
 from aimo_submit.engines.replay import (  # the old home of the throughput models still works
     HARDWARE_PRESETS,
     MeasuredThroughput,
@@ -33,6 +33,7 @@ from aimo_submit.traces import (
     predicted_table,
     synthetic_problems,
 )
+from bench.samples import SampleState
 
 FLAT = MeasuredThroughput(((1, 100.0), (64, 100.0)))
 """100 tokens/s per sequence at any concurrency: timings in tests are easy to predict."""
@@ -95,6 +96,27 @@ def test_wake_up_from_another_thread_is_delivered():
         return await fut
 
     assert simclock.run(body(), stall_timeout_s=5.0) == "woken"
+
+
+def test_a_driven_loop_keeps_time_still_while_its_driver_works():
+    """The simulator's ``predict`` runs on another thread: the clock moves only in its waits."""
+    from aimo_submit.runner import EventLoopThread
+
+    loop = simclock.VirtualEventLoop(driven=True)
+    thread = EventLoopThread("test-driven", loop)
+    try:
+        slept = thread.submit(asyncio.sleep(100.0))
+        time.sleep(0.05)  # real time passes on this thread; virtual time must not
+        assert loop.time() == 0.0 and not slept.done()
+        assert thread.wait(slept, 30.0) is False  # the timeout comes first, in virtual seconds
+        assert loop.time() == pytest.approx(30.0)
+        time.sleep(0.05)
+        assert loop.time() == pytest.approx(30.0)
+        assert thread.wait(slept, 1000.0) is True
+        assert loop.time() == pytest.approx(100.0)
+    finally:
+        thread.stop()
+        loop.close()
 
 
 # -- replay engine -----------------------------------------------------------------------------
@@ -340,6 +362,29 @@ def test_full_competitions_never_overrun():
         assert result.time_used_s <= settings.total_s
         assert 0 < result.solved <= oracle(problems)[1]
     assert time.perf_counter() - real < 60.0  # 7 presets; generous: the machine is shared
+
+
+def test_the_simulator_runs_the_runners_restart_and_retry():
+    """A problem whose engine hangs: the runner restarts the engine (a model load in
+    virtual time) and asks again on it, as on Kaggle; the simulator reports what it did."""
+    from bench.faulty import Fault, FaultKind, FaultyEngine
+
+    settings = SimSettings(traces="synthetic", n_problems=5, total_s=3600.0, startup_s=60.0)
+    problems, _ = problem_set(0, settings)
+    faulty: list[FaultyEngine] = []
+
+    def wrap(engine):
+        faulty.append(FaultyEngine(engine, [Fault(FaultKind.HANG, call=0)]))
+        return faulty[0]
+
+    result = run_competition(problems, get_preset("ours"), settings, order_seed=2,
+                             wrap_engine=wrap)
+    first = result.records[0]
+    assert [f["kind"] for f in faulty[0].fired] == ["hang"]
+    assert result.restarts == 1 and faulty[0].starts == 2
+    assert first.retried and first.n_voted > 0
+    assert not result.overrun and result.problem_overruns == 0
+    assert first.seconds > settings.startup_s  # the retry waited for the reload
 
 
 def test_behind_schedule_cap_is_off_by_default_and_applies_when_behind():

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleEvent, SampleState
+from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleEvent
 from aimo_submit.engines.transformers_engine import (
     IncrementalDetokenizer,
     TransformersEngine,
     _StopMatcher,
 )
+from bench.samples import SampleState
 
 CHATML = (
     "{% for message in messages %}"
@@ -188,6 +189,22 @@ def test_events_well_formed_and_deltas_match_decode(engine: TransformersEngine) 
     assert gen.stats.generated_tokens == sum(st.tokens for st in states.values())
     assert engine.stats.generated_tokens >= gen.stats.generated_tokens
     assert gen.stats.tokens_per_second > 0
+
+
+def test_decode_uses_the_current_cache_api_without_warnings(engine: TransformersEngine) -> None:
+    """transformers 5.17+ warns that forward's ``past_key_values`` goes in 5.40: the engine
+    passes the cache under the name the installed release's ``forward`` declares."""
+    import inspect
+    import warnings
+
+    params = inspect.signature(engine._model.forward).parameters
+    assert engine._cache_kw == ("cache" if "cache" in params else "past_key_values")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        events, _ = run(_collect(engine.generate(
+            GenerationRequest(_prompt(engine), n=2, max_tokens=8, seed=3))))
+    _well_formed(events, 2)
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
 
 
 def test_sampling_differs_across_samples_and_is_reproducible(engine: TransformersEngine) -> None:

@@ -7,6 +7,7 @@ our bookkeeping; they test our logic, not a fake engine. The GPU tests need CUDA
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import json
 import os
@@ -16,30 +17,35 @@ from typing import Any
 
 import pytest
 
-from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleState, TokenStats
+from aimo_submit.engines.base import FinishReason, GenerationRequest, TokenStats
 from aimo_submit.engines.vllm_engine import (
-    GIB,
-    L4_BYTES,
-    MIB,
-    QWEN25_14B,
-    WEIGHT_FORMATS,
     PromptTokens,
     ReplicaRouter,
     SampleTracker,
     VLLMEngine,
     VLLMGeneration,
     VLLMSettings,
-    WeightFormat,
-    kv_bytes_per_token,
     map_finish_reason,
-    memory_plan,
-    model_shape_from_config,
     sample_request_ids,
     sample_seeds,
     sampling_kwargs,
     token_stats,
+)
+from aimo_submit.hardware import (
+    GIB,
+    L4_BYTES,
+    MIB,
+    QWEN25_14B,
+    SETUPS,
+    WEIGHT_FORMATS,
+    WeightFormat,
+    kv_bytes_per_token,
+    memory_plan,
+    model_shape_from_config,
     weight_bytes,
 )
+from aimo_submit.manifest import load_manifest
+from bench.samples import SampleState
 
 # --------------------------------------------------------------------------------------------
 # Settings
@@ -84,14 +90,21 @@ def test_settings_refuse_unknown_keys() -> None:
         VLLMSettings.from_dict({"model": "/m", "tensor_paralel_size": 2})
 
 
-def test_l4x4_presets() -> None:
-    tp = VLLMSettings.for_l4x4("/m")
-    assert (tp.tensor_parallel_size, tp.data_parallel_size) == (4, 1)
-    assert tp.kv_cache_dtype == "fp8" and tp.enable_prefix_caching and not tp.enforce_eager
-    dp = VLLMSettings.for_l4x4("/m", layout="dp", max_num_seqs=8)
-    assert (dp.tensor_parallel_size, dp.data_parallel_size, dp.max_num_seqs) == (1, 4, 8)
-    with pytest.raises(ValueError):
-        VLLMSettings.for_l4x4("/m", layout="pp")
+def test_the_manifests_l4_layout_is_what_the_hardware_model_computes_from() -> None:
+    """One configuration: the engine starts with the manifest's settings, and the simulator's
+    4x L4 setup is built from the same entry (no second set of defaults)."""
+    entry = load_manifest().get("deepseek-r1-distill-qwen-14b-awq")
+    tp = VLLMSettings.from_dict({"model": "/m", **entry.engine_settings})
+    setup = SETUPS["l4x4-tp4"]
+    assert (tp.tensor_parallel_size, tp.data_parallel_size) == (setup.tensor_parallel,
+                                                                setup.data_parallel)
+    assert (tp.kv_cache_dtype, tp.gpu_memory_utilization) == (setup.kv_cache_dtype,
+                                                              setup.memory_utilization)
+    # every sample the manifest allows at full length fits the KV cache at once
+    plan = setup.memory_plan()
+    assert plan.max_sequences(tp.max_model_len) >= tp.max_num_seqs // 2
+    dp = tp.replace(tensor_parallel_size=1, data_parallel_size=4)
+    assert dp.n_gpus == 4 and SETUPS["l4x4-dp4"].replicas == 4
 
 
 def test_replica_layout_and_visible_devices() -> None:
@@ -185,7 +198,8 @@ def test_model_shape_from_config(tmp_path: Path) -> None:
            "num_key_value_heads": 8, "vocab_size": 152064, "intermediate_size": 13824,
            "tie_word_embeddings": False}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    assert model_shape_from_config(tmp_path) == QWEN25_14B
+    shape = model_shape_from_config(tmp_path)
+    assert dataclasses.replace(shape, name=QWEN25_14B.name, active_params_b=14.8) == QWEN25_14B
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from aimo_submit.engines.base import (
     Generation,
     GenerationRequest,
     SampleEvent,
-    SampleState,
 )
 
 __all__ = [
@@ -15,7 +14,6 @@ __all__ = [
     "Generation",
     "GenerationRequest",
     "SampleEvent",
-    "SampleState",
     "create_engine",
 ]
 

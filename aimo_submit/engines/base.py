@@ -1,4 +1,5 @@
-"""The one engine protocol every backend implements (transformers, vLLM, replay, fault wrappers).
+"""The one engine protocol every backend implements (transformers, vLLM, replay; the fault
+wrapper of the tests and benches, ``bench/faulty.py``).
 
 The solver and the simulator talk only to this interface, so a policy measured in simulation is
 the policy that runs on Kaggle. A generation is ``n`` samples of one prompt, streamed as events;
@@ -11,7 +12,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class FinishReason(str, enum.Enum):
@@ -124,27 +125,6 @@ class SampleEvent:
     """Statistics of the tokens this event adds; None unless the request asked for
     ``logprobs``. An event may add tokens with no text (held back by the detokenizer) or text
     with no tokens (a final flush), so ``len(stats)`` follows ``tokens``, not ``delta``."""
-
-
-@dataclass
-class SampleState:
-    """What a consumer accumulates for one sample; shared by solver, simulator and tests."""
-
-    index: int
-    text: str = ""
-    tokens: int = 0
-    finished: bool = False
-    finish_reason: FinishReason | None = None
-    error: str | None = None
-    meta: dict = field(default_factory=dict)
-
-    def apply(self, event: SampleEvent) -> None:
-        self.text += event.delta
-        self.tokens = max(self.tokens, event.tokens)
-        if event.finished:
-            self.finished = True
-            self.finish_reason = event.finish_reason
-            self.error = event.error
 
 
 class Generation(abc.ABC):

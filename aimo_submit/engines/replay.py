@@ -17,7 +17,8 @@ Timing: all running sequences (of every generation) decode in lockstep at the pe
 speed the throughput model gives for the current concurrency and mean context; the speed is
 re-evaluated whenever a sequence joins or leaves and at every chunk boundary. A request's
 samples join after ``request_latency_s`` (prefill). The throughput models live in
-``hardware.py`` (roofline and measured tables).
+``hardware.py`` (roofline and measured tables). ``start`` takes ``load_s`` (the model load,
+again on every restart) and ``close`` ends every stream, as a real engine's shutdown does.
 
 Honest replay: within one problem a recorded sample is used at most once. A request for more
 samples than the problem's pool has left gets the rest of the pool; each sample beyond it ends
@@ -168,6 +169,7 @@ class ReplayEngine(Engine):
         prompt_tokens: int = 300,
         request_latency_s: float = 0.5,
         heartbeat_s: float | None = 30.0,
+        load_s: float = 0.0,
     ) -> None:
         if chunk_tokens < 1:
             raise ValueError("chunk_tokens must be >= 1")
@@ -178,6 +180,8 @@ class ReplayEngine(Engine):
         self.chunk_tokens = chunk_tokens
         self.prompt_tokens = prompt_tokens
         self.request_latency_s = request_latency_s
+        self.load_s = load_s
+        self._live: list[ReplayGeneration] = []
         self.heartbeat_s = heartbeat_s
         """A real engine streams every decode step; chunks of ``chunk_tokens`` on a slowed
         machine can be minutes apart, which the solver's stall detector would take for a hang.
@@ -197,6 +201,14 @@ class ReplayEngine(Engine):
         """Clock seconds during which at least one sequence was decoding."""
 
     # -- protocol ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.sleep(self.load_s)
+
+    async def close(self) -> None:
+        for gen in self._live:
+            gen.cancel()
+        self._live.clear()
+
     def format_prompt(self, messages: list[dict[str, str]]) -> str:
         return "\n".join(m["content"] for m in messages)
 
@@ -209,6 +221,8 @@ class ReplayEngine(Engine):
         if self._loop is not loop:
             self._loop, self._last, self._running = loop, loop.time(), []
         gen = ReplayGeneration(self, request)
+        self._live = [g for g in self._live if g._open > 0]
+        self._live.append(gen)
         pool = problem.samples
         start = self._cursor.get(problem.id, 0)
         fresh = max(0, min(request.n, len(pool) - start))

@@ -410,6 +410,7 @@ class TransformersEngine(Engine):
         self._model: Any = None
         self._tokenizer: Any = None
         self._logits_kw: dict[str, int] = {}
+        self._cache_kw = "cache"
         # Fast tokenizers raise "Already borrowed" when one instance is used from two threads.
         self._tok_lock = threading.Lock()
         self._loading: threading.Event | None = None
@@ -491,6 +492,9 @@ class TransformersEngine(Engine):
         if self.max_model_len is None:
             self.max_model_len = getattr(model.config, "max_position_embeddings", None)
         params = inspect.signature(model.forward).parameters
+        # transformers 5.17 renamed forward's ``past_key_values`` to ``cache`` (the old name
+        # warns and goes in 5.40); older releases only know the old one.
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
         if "logits_to_keep" in params:
             self._logits_kw = {"logits_to_keep": 1}
         elif "num_logits_to_keep" in params:
@@ -660,9 +664,9 @@ class TransformersEngine(Engine):
         if not active:
             return
         t = time.perf_counter()
-        cache = DynamicCache(config=model.config)
-        out = model(input_ids=prompt_ids, past_key_values=cache, use_cache=True, **self._logits_kw)
-        cache = out.past_key_values
+        cache = DynamicCache(config=model.config)  # filled in place by every forward call
+        out = model(input_ids=prompt_ids, use_cache=True, **{self._cache_kw: cache},
+                    **self._logits_kw)
         logits = out.logits[:, -1, :]
         if len(active) > 1:
             cache.batch_repeat_interleave(len(active))
@@ -696,8 +700,7 @@ class TransformersEngine(Engine):
                 send(events)
                 if not active:
                     return
-                out = model(input_ids=ids, past_key_values=cache, use_cache=True)
-                cache = out.past_key_values
+                out = model(input_ids=ids, use_cache=True, **{self._cache_kw: cache})
                 logits = out.logits[:, -1, :]
         finally:
             stats.decode_seconds = time.perf_counter() - t

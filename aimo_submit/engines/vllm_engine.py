@@ -33,42 +33,13 @@ started in parallel; for dense models vLLM runs them independently, and we pick 
 every request through ``data_parallel_rank``) or separate ``AsyncLLM`` objects pinned with
 ``CUDA_VISIBLE_DEVICES`` (``dp_backend="replicas"``, started one after the other; a fallback).
 
-Memory arithmetic (``memory_plan``; numbers from ``QWEN25_14B`` and ``L4_BYTES``), for
-DeepSeek-R1-Distill-Qwen-14B AWQ (4-bit, group 128, fp16 scales + 4-bit zeros = 4.156 bits a
-weight; embeddings and lm_head stay fp16) on one L4 (23,034 MiB usable), utilization 0.92,
-2 GiB reserved for activations / CUDA graphs / non-torch memory (measured on the H100 with vLLM
-0.26: 1.5 GiB activation peak at 2048 batched tokens, 0.22 non-torch, 0.24 CUDA graphs):
-
-===========================  ==================  ==================
-                             fp16 KV cache       fp8 KV cache
-===========================  ==================  ==================
-weights (13.21 B linear +     9.29 GiB            9.29 GiB
-1.56 B embedding params)
-KV bytes per token           192 KiB             96 KiB
-KV budget                    9.40 GiB            9.40 GiB
-max KV tokens                51,336              102,672
-32k-token sequences          1                   3
-16k-token sequences          3                   6
-===========================  ==================  ==================
-
-(per-token KV = 2 x 48 layers x 8 KV heads x 128 x bytes). One L4 holds the model but only a few
-long samples: at 32 samples of ~16k tokens per problem, 4 data-parallel replicas with fp8 KV
-hold 4 x 103k = 411k tokens where 512k are needed, so vLLM preempts. Tensor parallel over 4 L4s
-stores the weights once: 2.32 GiB a GPU, 16.37 GiB of KV a GPU, 715k tokens in all with fp8 KV
-(21 sequences of 32k, 43 of 16k). Checked against vLLM on the H100 (bench/results/vllm_h100.md):
-14B with online fp8 weights at utilization 0.42 was predicted 88,720 KV tokens and got 84,000;
-the gap is the weights (16.15 GiB measured against 15.21 GiB computed), so read the plan as
-about 5% optimistic.
-
-Defaults for 4x L4 (``VLLMSettings.for_l4x4``): tensor parallel 4, AWQ weights, fp8 KV cache,
-prefix caching on, CUDA graphs on, max_model_len 32768, utilization 0.92, max_num_seqs 64.
-Decode is memory-bandwidth bound (L4: ~300 GB/s). A decode step over a batch reads the weights
-once plus the batch's KV: data parallel reads 9.29 GiB of weights per GPU per step, tensor parallel
-2.3 GiB, and pays 2 all-reduces per layer (96 per step) over PCIe (no NVLink), roughly 5-10 ms.
-At 32 samples of 8k average context that is ~55 ms a step for DP (16.4 GB per GPU) against
-~30 ms + all-reduce for TP, and TP has 1.7x the KV room, so TP=4 is the default; ``layout="dp"``
-(``for_l4x4(model, layout="dp")``) is one switch away and is the layout to measure against on
-Kaggle (``bench/bench_vllm.py``), since PCIe all-reduce speed on Kaggle's hosts is not known here.
+Settings (``VLLMSettings``, the manifest's ``engine_settings`` schema) are in
+``engines/vllm_settings.py``; what a layout holds in memory and how fast it decodes is computed
+in ``hardware.py`` from the manifest's settings (``hardware.SETUPS``). Tensor parallel 4 over
+the 4 L4s (the manifest's AIMO2 layout) stores the weights once and has about 7x the KV room of
+one L4; data parallel (``data_parallel_size=4``) is one setting away and is the layout to
+measure against on Kaggle (``bench/bench_vllm.py``), since PCIe all-reduce speed on Kaggle's
+hosts is not known here.
 """
 
 from __future__ import annotations
@@ -77,15 +48,13 @@ import array
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import itertools
 import os
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aimo_submit.engines.base import (
@@ -96,324 +65,10 @@ from aimo_submit.engines.base import (
     SampleEvent,
     TokenStats,
 )
+from aimo_submit.engines.vllm_settings import VLLMSettings
 
-GIB = 1 << 30
-MIB = 1 << 20
-
-# --------------------------------------------------------------------------------------------
-# Memory arithmetic
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """A decoder-only transformer's shape (Qwen2/Llama family: GQA attention, gated MLP)."""
-
-    n_layers: int
-    hidden: int
-    n_heads: int
-    n_kv_heads: int
-    head_dim: int
-    vocab: int
-    intermediate: int
-    tie_embeddings: bool = False
-    qkv_bias: bool = True
-
-    @property
-    def linear_params(self) -> int:
-        """Parameters of the quantizable projections (attention q/k/v/o and the MLP)."""
-        q = self.hidden * self.n_heads * self.head_dim
-        kv = 2 * self.hidden * self.n_kv_heads * self.head_dim
-        o = self.n_heads * self.head_dim * self.hidden
-        mlp = 3 * self.hidden * self.intermediate
-        return self.n_layers * (q + kv + o + mlp)
-
-    @property
-    def embedding_params(self) -> int:
-        """Input embedding plus lm_head (one matrix when tied); quantizers leave them fp16."""
-        return self.vocab * self.hidden * (1 if self.tie_embeddings else 2)
-
-    @property
-    def small_params(self) -> int:
-        """Norms and biases: kept in 16 bits, a rounding error next to the rest."""
-        norms = (2 * self.n_layers + 1) * self.hidden
-        bias = (self.n_heads + 2 * self.n_kv_heads) * self.head_dim if self.qkv_bias else 0
-        return norms + self.n_layers * bias
-
-    @property
-    def params(self) -> int:
-        return self.linear_params + self.embedding_params + self.small_params
-
-
-QWEN25_14B = ModelShape(
-    n_layers=48, hidden=5120, n_heads=40, n_kv_heads=8, head_dim=128, vocab=152064,
-    intermediate=13824,
-)
-"""Qwen2.5-14B, the shape of DeepSeek-R1-Distill-Qwen-14B (14.77 B parameters)."""
-
-L4_BYTES = 23034 * MIB
-"""What an NVIDIA L4 (sold as 24 GB) reports as total memory."""
-
-
-@dataclass(frozen=True)
-class WeightFormat:
-    """How linear weights are stored: ``bits`` a weight plus per-group scale/zero overhead."""
-
-    bits: float
-    group_size: int = 0
-    """Weights sharing one scale (and zero point); 0 for per-channel/per-tensor scales."""
-    scale_bits: int = 16
-    zero_bits: int = 0
-    embedding_bits: int = 16
-
-    @property
-    def bits_per_weight(self) -> float:
-        if not self.group_size:
-            return float(self.bits)
-        return self.bits + (self.scale_bits + self.zero_bits) / self.group_size
-
-
-WEIGHT_FORMATS: dict[str, WeightFormat] = {
-    "awq": WeightFormat(bits=4, group_size=128, scale_bits=16, zero_bits=4),
-    "gptq": WeightFormat(bits=4, group_size=128, scale_bits=16, zero_bits=4),
-    "fp8": WeightFormat(bits=8),
-    "bf16": WeightFormat(bits=16),
-    "fp16": WeightFormat(bits=16),
-}
-KV_BYTES = {"auto": 2, "fp16": 2, "bf16": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
-
-
-@dataclass(frozen=True)
-class MemoryPlan:
-    """Per-GPU memory budget of one engine (for tensor parallel: of each of its GPUs)."""
-
-    weight_bytes: int
-    kv_bytes_per_token: int
-    kv_budget_bytes: int
-    max_kv_tokens: int
-    tensor_parallel: int = 1
-
-    def max_sequences(self, seq_len: int) -> int:
-        """Sequences of ``seq_len`` tokens (prompt + generated) whose KV fits at once."""
-        if seq_len < 1:
-            raise ValueError("seq_len must be >= 1")
-        return self.max_kv_tokens // seq_len
-
-    def summary(self) -> str:
-        return (
-            f"weights {self.weight_bytes / GIB:.2f} GiB/GPU,"
-            f" KV {self.kv_bytes_per_token / 1024:.0f} KiB/token/GPU,"
-            f" KV budget {self.kv_budget_bytes / GIB:.2f} GiB/GPU,"
-            f" {self.max_kv_tokens:,} tokens (TP {self.tensor_parallel})"
-        )
-
-
-def weight_bytes(shape: ModelShape, fmt: WeightFormat, tensor_parallel: int = 1) -> int:
-    """Bytes of weights on each GPU; vLLM shards linear layers and the vocabulary over TP."""
-    linear = shape.linear_params * fmt.bits_per_weight / 8
-    embed = shape.embedding_params * fmt.embedding_bits / 8
-    return int((linear + embed) / tensor_parallel + shape.small_params * 2)
-
-
-def kv_bytes_per_token(shape: ModelShape, kv_dtype: str = "auto", tensor_parallel: int = 1) -> int:
-    """K and V of every layer for one token on one GPU (KV heads are split, or replicated)."""
-    try:
-        elem = KV_BYTES[kv_dtype]
-    except KeyError:
-        raise ValueError(f"unknown kv dtype {kv_dtype!r}; known: {sorted(KV_BYTES)}") from None
-    heads = max(1, shape.n_kv_heads // tensor_parallel)
-    return 2 * shape.n_layers * heads * shape.head_dim * elem
-
-
-def memory_plan(
-    shape: ModelShape,
-    fmt: WeightFormat | str,
-    *,
-    gpu_bytes: int = L4_BYTES,
-    utilization: float = 0.92,
-    reserve_bytes: int = 2 * GIB,
-    kv_dtype: str = "auto",
-    tensor_parallel: int = 1,
-) -> MemoryPlan:
-    """What vLLM will have for KV cache: ``gpu x utilization - weights - reserve``.
-
-    ``reserve_bytes`` stands for the activation peak of a prefill chunk, CUDA graphs and
-    non-torch memory (NCCL, cuBLAS workspaces); vLLM measures it at start-up and logs the real
-    KV size ("GPU KV cache size"), which is the number to trust once it exists.
-    """
-    if isinstance(fmt, str):
-        fmt = WEIGHT_FORMATS[fmt]
-    if not 0 < utilization <= 1:
-        raise ValueError("utilization must be in (0, 1]")
-    if tensor_parallel < 1:
-        raise ValueError("tensor_parallel must be >= 1")
-    w = weight_bytes(shape, fmt, tensor_parallel)
-    per_token = kv_bytes_per_token(shape, kv_dtype, tensor_parallel)
-    budget = max(0, int(gpu_bytes * utilization) - w - reserve_bytes)
-    return MemoryPlan(w, per_token, budget, budget // per_token, tensor_parallel)
-
-
-# --------------------------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------------------------
-
-QUANTIZATIONS = (None, "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "compressed-tensors")
-KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bfloat16")
-DP_BACKENDS = ("vllm", "replicas")
-
-
-@dataclass(frozen=True)
-class VLLMSettings:
-    """Everything that decides how vLLM is started; the manifest's ``engine_settings`` keys.
-
-    The first block mirrors the manifest's vLLM schema; the rest are ours and default to what
-    suits one-sample-per-request streaming.
-    """
-
-    model: str
-    tensor_parallel_size: int = 1
-    data_parallel_size: int = 1
-    quantization: str | None = None
-    kv_cache_dtype: str = "auto"
-    max_model_len: int = 32768
-    gpu_memory_utilization: float = 0.92
-    max_num_seqs: int = 64
-    enforce_eager: bool = False
-    """False keeps CUDA graphs: decode of small batches is launch-bound without them."""
-    enable_prefix_caching: bool = True
-    """TIR continuations and the n samples of a prompt share prefixes; never turn off."""
-    dtype: str = "auto"
-    seed: int | None = 0
-
-    tokenizer: str | None = None
-    dp_backend: str = "vllm"
-    gpu_ids: tuple[int, ...] | None = None
-    """GPUs to use (default 0..tp*dp-1); replicas take consecutive groups of tp."""
-    max_num_batched_tokens: int | None = None
-    stream_interval: int = 1
-    """Tokens vLLM buffers before sending an output; >1 trades stream latency for host time."""
-    load_format: str = "auto"
-    affinity_slack: int = 4
-    """A continuation goes to its prefix's replica unless that one has this many more samples."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Further ``AsyncEngineArgs`` keywords, passed through unchecked."""
-    sampling_extra: Mapping[str, Any] = field(default_factory=dict)
-    """``SamplingParams`` keywords the protocol lacks (``min_p``, ``ignore_eos`` for benches)."""
-
-    def __post_init__(self) -> None:
-        if not self.model:
-            raise ValueError("model path is empty")
-        for name in ("tensor_parallel_size", "data_parallel_size", "max_num_seqs",
-                     "stream_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_model_len < 16:
-            raise ValueError(f"max_model_len must be >= 16, got {self.max_model_len}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError("gpu_memory_utilization must be in (0, 1]")
-        if self.quantization not in QUANTIZATIONS:
-            raise ValueError(f"quantization {self.quantization!r} not in {QUANTIZATIONS}")
-        if self.kv_cache_dtype not in KV_CACHE_DTYPES:
-            raise ValueError(f"kv_cache_dtype {self.kv_cache_dtype!r} not in {KV_CACHE_DTYPES}")
-        if self.dp_backend not in DP_BACKENDS:
-            raise ValueError(f"dp_backend {self.dp_backend!r} not in {DP_BACKENDS}")
-        if self.gpu_ids is not None:
-            if len(self.gpu_ids) != self.n_gpus:
-                raise ValueError(f"gpu_ids names {len(self.gpu_ids)} GPUs; tensor_parallel_size x"
-                                 f" data_parallel_size = {self.n_gpus}")
-            if len(set(self.gpu_ids)) != len(self.gpu_ids):
-                raise ValueError(f"gpu_ids repeats a GPU: {self.gpu_ids}")
-        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
-            raise ValueError("max_num_batched_tokens must be >= 1")
-
-    @property
-    def n_gpus(self) -> int:
-        return self.tensor_parallel_size * self.data_parallel_size
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VLLMSettings:
-        """Build from a manifest-like mapping; unknown keys are refused, not ignored."""
-        data = dict(data)
-        if "model" not in data and "path" in data:
-            data["model"] = data.pop("path")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown vLLM settings: {', '.join(unknown)}; known: {sorted(known)}")
-        data["model"] = str(data["model"])
-        if data.get("gpu_ids") is not None:
-            data["gpu_ids"] = tuple(data["gpu_ids"])
-        return cls(**data)
-
-    @classmethod
-    def for_l4x4(cls, model: str, layout: str = "tp", **overrides: Any) -> VLLMSettings:
-        """Kaggle's 4x L4 defaults for a 14B AWQ model (reasoning in the module docstring)."""
-        if layout not in ("tp", "dp"):
-            raise ValueError("layout must be 'tp' or 'dp'")
-        base: dict[str, Any] = dict(
-            model=str(model),
-            tensor_parallel_size=4 if layout == "tp" else 1,
-            data_parallel_size=1 if layout == "tp" else 4,
-            quantization="awq_marlin",
-            kv_cache_dtype="fp8",
-            max_model_len=32768,
-            gpu_memory_utilization=0.92,
-            max_num_seqs=64 if layout == "tp" else 16,
-            enforce_eager=False,
-            enable_prefix_caching=True,
-            dtype="float16",
-        )
-        base.update(overrides)
-        return cls.from_dict(base)
-
-    def replace(self, **changes: Any) -> VLLMSettings:
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def n_replicas(self) -> int:
-        return self.data_parallel_size
-
-    def replica_gpus(self, replica: int) -> tuple[int, ...]:
-        """GPU ids of one replica (its tensor-parallel group)."""
-        ids = self.gpu_ids or tuple(range(self.n_gpus))
-        tp = self.tensor_parallel_size
-        return tuple(ids[replica * tp : (replica + 1) * tp])
-
-    def engine_kwargs(self, replica: int | None = None) -> dict[str, Any]:
-        """``AsyncEngineArgs`` keywords: for the one vLLM-DP engine, or for one pinned replica."""
-        kw: dict[str, Any] = dict(
-            model=self.model,
-            tokenizer=self.tokenizer or self.model,
-            quantization=self.quantization,
-            kv_cache_dtype=self.kv_cache_dtype,
-            max_model_len=self.max_model_len,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            max_num_seqs=self.max_num_seqs,
-            enforce_eager=self.enforce_eager,
-            enable_prefix_caching=self.enable_prefix_caching,
-            dtype=self.dtype,
-            tensor_parallel_size=self.tensor_parallel_size,
-            load_format=self.load_format,
-            disable_log_stats=True,
-        )
-        if self.seed is not None:
-            kw["seed"] = self.seed
-        if self.max_num_batched_tokens is not None:
-            kw["max_num_batched_tokens"] = self.max_num_batched_tokens
-        if self.stream_interval != 1:
-            kw["stream_interval"] = self.stream_interval
-        if self.dp_backend == "vllm" and self.data_parallel_size > 1:
-            kw["data_parallel_size"] = self.data_parallel_size
-        kw.update(self.extra)
-        return kw
-
-    def visible_devices(self, replica: int | None = None) -> str | None:
-        """``CUDA_VISIBLE_DEVICES`` for starting an engine (None: leave the variable alone)."""
-        if replica is not None and self.dp_backend == "replicas":
-            return ",".join(map(str, self.replica_gpus(replica)))
-        if self.gpu_ids is not None:
-            return ",".join(map(str, self.gpu_ids))
-        return None
+# The settings schema (read by the manifest too) and the memory arithmetic live elsewhere:
+# ``engines/vllm_settings.py`` and ``hardware.py``.
 
 
 # --------------------------------------------------------------------------------------------
@@ -999,28 +654,8 @@ class VLLMEngine(Engine):
         self.stats["tokens"] += event.tokens
 
 
-def model_shape_from_config(path: str | os.PathLike[str]) -> ModelShape:
-    """``ModelShape`` from a Hugging Face ``config.json`` (file or model folder)."""
-    import json
-
-    p = Path(path)
-    cfg = json.loads((p / "config.json" if p.is_dir() else p).read_text())
-    heads = cfg["num_attention_heads"]
-    return ModelShape(
-        n_layers=cfg["num_hidden_layers"],
-        hidden=cfg["hidden_size"],
-        n_heads=heads,
-        n_kv_heads=cfg.get("num_key_value_heads", heads),
-        head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
-        vocab=cfg["vocab_size"],
-        intermediate=cfg["intermediate_size"],
-        tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-    )
-
-
 __all__: Sequence[str] = (
-    "KV_BYTES", "L4_BYTES", "QWEN25_14B", "MemoryPlan", "ModelShape", "ReplicaRouter",
-    "PromptTokens", "SampleTracker", "VLLMEngine", "VLLMGeneration", "VLLMSettings", "WeightFormat",
-    "kv_bytes_per_token", "map_finish_reason", "memory_plan", "model_shape_from_config",
-    "sample_request_ids", "sample_seeds", "sampling_kwargs", "token_stats", "weight_bytes",
+    "PromptTokens", "ReplicaRouter", "SampleTracker", "VLLMEngine", "VLLMGeneration",
+    "VLLMSettings", "map_finish_reason", "sample_request_ids", "sample_seeds", "sampling_kwargs",
+    "token_stats",
 )

@@ -1,4 +1,5 @@
-"""FAULT-INJECTION wrapper for tests and benchmarks: never use it in a submission.
+"""FAULT-INJECTION wrapper for tests and benchmarks; it lives outside ``aimo_submit`` so that no
+submission ships or imports it.
 
 :class:`FaultyEngine` wraps a real engine (the tiny ``TransformersEngine`` in the tests, the
 replay engine in the deadline benchmark) and breaks it on purpose, as described by a list of
