@@ -23,6 +23,15 @@ Its throughput model answers one question: while ``c`` sequences decode with a m
     L4 runs a quarter of the sequences. The L4's 24 GB bounds the KV cache: the table's speed
     applies to the sequences that fit, the rest wait (the same rule as the roofline).
 
+  - **4 H200s -> 4 L4s, the same layout**: a table measured in the setup's own layout
+    (``h200x4_<model>_<layout>.json``, layout ``tp4``, ``dp4`` or ``tp2dp2``, written by
+    ``bench/layouts.py``) is preferred for the 4x L4 setups. Each GPU streams the same bytes on
+    either machine, so a step takes ``4.8 / 0.3`` times as long, looked up at the machine's
+    concurrency (the table's rows count every sequence of the layout). The all-reduce measured
+    over NVLink is inside the measured step and is scaled with it (pessimistic); the PCIe
+    all-reduce is added as above; the L4's memory bounds the KV cache as above. Until such a
+    table exists the L4 setups keep the roofline, and ``describe()`` says which model runs.
+
   The bandwidth rule scales the fixed per-step overhead too (it is CPU time, not memory time),
   so a scaled table is slightly pessimistic at low concurrency; the roofline is the check.
 
@@ -80,6 +89,9 @@ __all__ = [
     "hardware_for_trace",
     "kv_bytes",
     "kv_bytes_per_token",
+    "layout_name",
+    "layout_table_for",
+    "layout_table_name",
     "load_throughput",
     "memory_plan",
     "model_shape_from_config",
@@ -89,6 +101,8 @@ __all__ = [
 
 TABLES_DIR = Path(__file__).resolve().parents[1] / "bench" / "results" / "throughput"
 """Where measured H200 tables live (``h200_<model>.json``), as data the simulator reads."""
+LAYOUT_TABLE_GPUS = 4
+"""The per-layout tables are measured on a machine of this many GPUs (Kaggle's 4x L4)."""
 PCIE_ALLREDUCE_S = 0.003
 """Per decode step cost of tensor-parallel all-reduce over PCIe (L4s have no NVLink). Assumed."""
 
@@ -465,6 +479,10 @@ def _setups() -> dict[str, Setup]:
         "l4x4-dp4": Setup.from_engine_settings(
             "l4x4-dp4", "l4", model,
             {**r1, "tensor_parallel_size": 1, "data_parallel_size": 4}),
+        # And between them: two replicas, each split over two L4s (issue 18).
+        "l4x4-tp2dp2": Setup.from_engine_settings(
+            "l4x4-tp2dp2", "l4", model,
+            {**r1, "tensor_parallel_size": 2, "data_parallel_size": 2}),
         # AIMO3: one H100 80 GB serving gpt-oss-120b as its manifest entry says (or, with the
         # same settings, the 20b model of some holdout traces).
         "h100-gpt-oss-120b": Setup.from_engine_settings(
@@ -607,6 +625,10 @@ class ScaledThroughput:
     table: MeasuredThroughput
     setup: Setup
     measured_on: str = "h200"
+    measured_tp: int = 1
+    """Tensor parallel of the measured layout (1: one GPU, one model copy)."""
+    measured_dp: int = 1
+    """Replicas of the measured layout: its rows count the sequences of all of them."""
 
     @property
     def name(self) -> str:
@@ -616,18 +638,22 @@ class ScaledThroughput:
     def step_factor(self) -> float:
         """How much longer a step takes on the setup's tensor-parallel group than measured."""
         group_bw = self.setup.spec.bandwidth_tbs * self.setup.tensor_parallel
-        return GPUS[self.measured_on].bandwidth_tbs / group_bw
+        return GPUS[self.measured_on].bandwidth_tbs * self.measured_tp / group_bw
 
     def tokens_per_s(self, concurrency: int, mean_context: float) -> float:
         per_replica, share = self.setup.resident(concurrency, mean_context)
-        batch = max(1.0, per_replica * share)
+        batch = max(1.0, per_replica * share) * self.measured_dp
         step = self.step_factor / self.table.tokens_per_s(math.ceil(batch), mean_context)
         if self.setup.tensor_parallel > 1:
             step += PCIE_ALLREDUCE_S
         return share / step
 
     def describe(self) -> str:
-        return (f"{self.table.describe()} measured on {GPUS[self.measured_on].name}, "
+        where = GPUS[self.measured_on].name
+        if self.measured_tp * self.measured_dp > 1:
+            where = (f"{self.measured_tp * self.measured_dp}x {where} in layout "
+                     f"{layout_name(self.measured_tp, self.measured_dp)}")
+        return (f"{self.table.describe()} measured on {where}, "
                 f"scaled to {self.setup.describe()}: steps x{self.step_factor:.2f} "
                 "(bandwidth ratio)")
 
@@ -703,12 +729,41 @@ def table_for(model: str, tables_dir: str | Path | None = None) -> Path | None:
     return hits[0] if hits else None
 
 
+def layout_name(tensor_parallel: int, data_parallel: int) -> str:
+    """How the per-layout tables name a layout: ``tp4``, ``dp4``, ``tp2dp2``."""
+    if data_parallel == 1:
+        return f"tp{tensor_parallel}"
+    if tensor_parallel == 1:
+        return f"dp{data_parallel}"
+    return f"tp{tensor_parallel}dp{data_parallel}"
+
+
+def layout_table_name(model: str, layout: str) -> str:
+    """File name of a table measured on 4 H200s in ``layout`` (``bench/layouts.py``)."""
+    return f"h200x{LAYOUT_TABLE_GPUS}_{model}_{layout}.json"
+
+
+def layout_table_for(setup: Setup, tables_dir: str | Path | None = None) -> Path | None:
+    """The table measured in ``setup``'s own layout on 4 GPUs, if one was delivered."""
+    if setup.gpus != LAYOUT_TABLE_GPUS:
+        return None
+    folder = Path(tables_dir) if tables_dir is not None else TABLES_DIR
+    path = folder / layout_table_name(
+        setup.model, layout_name(setup.tensor_parallel, setup.data_parallel))
+    return path if path.is_file() else None
+
+
 def throughput_for(name: str, tables_dir: str | Path | None = None) -> ThroughputModel:
-    """The best model of setup ``name``: its measured H200 table scaled, else the roofline."""
+    """The best model of setup ``name``: a table measured in its layout, else its one-GPU
+    H200 table, scaled; else the roofline."""
     try:
         setup = SETUPS[name]
     except KeyError:
         raise KeyError(f"unknown hardware {name!r}; known: {sorted(SETUPS)}") from None
+    path = layout_table_for(setup, tables_dir)
+    if path is not None:
+        return ScaledThroughput(load_throughput(path), setup, measured_tp=setup.tensor_parallel,
+                                measured_dp=setup.data_parallel)
     path = table_for(setup.model, tables_dir)
     if path is None:
         return HARDWARE_PRESETS[name]

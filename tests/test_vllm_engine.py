@@ -29,6 +29,7 @@ from aimo_submit.engines.vllm_engine import (
     sample_request_ids,
     sample_seeds,
     sampling_kwargs,
+    stalled_replicas,
     token_stats,
 )
 from aimo_submit.hardware import (
@@ -665,3 +666,127 @@ def test_sampling_kwargs_ask_for_flat_logprobs_only_when_requested() -> None:
         GenerationRequest("p", logprobs=-1)
     with pytest.raises(ValueError):
         GenerationRequest("p", logprobs=21)
+
+
+# --------------------------------------------------------------------------------------------
+# Several replicas: a hung one is fenced (and restarted alone where it is its own engine)
+# --------------------------------------------------------------------------------------------
+
+
+def test_router_avoids_fenced_replicas() -> None:
+    r = ReplicaRouter(3)
+    r.remember("P" + "x" * 10, 1)
+    r.down.add(1)
+    picks = [r.acquire("P" + "x" * 10 + "more") for _ in range(6)]
+    assert 1 not in picks and sorted(set(picks)) == [0, 2]
+    r.down = {0, 1, 2}  # all fenced: the router still answers (the runner's case)
+    assert r.acquire() in (0, 1, 2)
+
+
+def test_stalled_replicas_needs_another_live_replica() -> None:
+    now = 100.0
+    assert stalled_replicas([2, 2], [99.0, 10.0], now, 30.0) == [1]
+    assert stalled_replicas([2, 0], [10.0, 10.0], now, 30.0) == [0]  # idle replica: not silent
+    assert stalled_replicas([2, 2], [10.0, 10.0], now, 30.0) == []  # all silent: whole engine
+    assert stalled_replicas([2, 2, 2], [99.0, 10.0, 10.0], now, 30.0, {0}) == []
+    assert stalled_replicas([1], [0.0], now, 30.0) == []
+
+
+class _Streaming:
+    """A replica that streams ``steps`` one-token outputs per request, then stops."""
+
+    def __init__(self, steps: int = 25, every: float = 0.02) -> None:
+        self.steps, self.every = steps, every
+        self.requests: list[str] = []
+        self.closed = False
+
+    async def generate(self, prompt: Any, params: Any, request_id: str, **kw: Any):
+        self.requests.append(request_id)
+        for k in range(self.steps):
+            await asyncio.sleep(self.every)
+            last = k == self.steps - 1
+            yield Output(request_id, [Completion("t", [5], "stop" if last else None)],
+                         finished=last)
+
+    def shutdown(self) -> None:
+        self.closed = True
+
+
+class _Silent(_Streaming):
+    """A replica whose engine process stopped: accepts requests, never answers."""
+
+    async def generate(self, prompt: Any, params: Any, request_id: str, **kw: Any):
+        self.requests.append(request_id)
+        await asyncio.Event().wait()
+        yield  # pragma: no cover
+
+
+def _two_replicas(backend: str, hung: _Streaming) -> tuple[VLLMEngine, _Streaming]:
+    from aimo_submit.engines.vllm_engine import _Replica
+
+    eng = VLLMEngine("/m", data_parallel_size=2, dp_backend=backend, replica_stall_s=0.2)
+    good = _Streaming()
+    eng._replicas = [_Replica(good, 0 if backend == "vllm" else None),
+                     _Replica(hung, 1 if backend == "vllm" else None)]
+    eng._clients = [good, hung] if backend == "replicas" else [good]
+    eng._prompts = _char_prompts()
+    eng._sampling_params = lambda **kw: kw
+    eng._delta_kind = "DELTA"
+    return eng, good
+
+
+@pytest.mark.parametrize("backend", ["vllm", "replicas"])
+def test_a_hung_replica_is_fenced_and_the_others_samples_finish(backend: str) -> None:
+    fresh = _Streaming(steps=3)
+
+    async def main() -> tuple[dict[int, SampleState], VLLMGeneration, VLLMEngine, list]:
+        hung = _Silent()
+        eng, good = _two_replicas(backend, hung)
+        eng._new_client = lambda replica: fresh  # what a restart would start
+        eng._spawn(eng._watch())
+        gen = eng.generate(GenerationRequest("P", n=4, seed=1))
+        states = {i: SampleState(i) for i in range(4)}
+        async for ev in gen:
+            states[ev.index].apply(ev)
+        for _ in range(50):  # a restart runs in the background
+            if backend == "vllm" or eng.replica_state()[1]["restarts"]:
+                break
+            await asyncio.sleep(0.02)
+        after = [ev async for ev in eng.generate(GenerationRequest("Q", n=4, seed=9))]
+        state = eng.replica_state()
+        await eng.close()
+        assert hung.closed == (backend == "replicas")  # the stopped replica was shut down
+        return states, gen, eng, [state, after]
+
+    states, gen, eng, (state, after) = asyncio.run(main())
+    on_hung = [i for i in range(4) if gen.replicas[i] == 1]
+    on_good = [i for i in range(4) if gen.replicas[i] == 0]
+    assert on_hung and on_good
+    for i in on_hung:
+        assert states[i].finish_reason is FinishReason.ERROR and "hung" in states[i].error
+    for i in on_good:  # the other replica's samples were never touched
+        assert states[i].finish_reason is FinishReason.STOP and states[i].tokens == 25
+    assert state[1]["hangs"] == 1 and state[0]["hangs"] == 0
+    assert all(e.finish_reason is FinishReason.STOP for e in after if e.finished)
+    if backend == "replicas":  # restarted alone, and serving again
+        assert state[1]["restarts"] == 1 and not state[1]["down"]
+        assert fresh.requests and eng.stats["replica_hangs"] == 1
+    else:  # vLLM's own DP cannot restart one rank: fenced until the engine restarts
+        assert state[1]["down"] and state[1]["restarts"] == 0 and not fresh.requests
+
+
+def test_replica_state_counts_early_stop_aborts_per_replica() -> None:
+    async def main() -> list[dict[str, Any]]:
+        eng, _ = _two_replicas("replicas", _Streaming())
+        gen = eng.generate(GenerationRequest("P", n=4, seed=1))
+        async for ev in gen:
+            if ev.tokens >= 3:  # an early stop: every outstanding sample is cancelled
+                gen.cancel()
+        await gen.aclose()
+        state = eng.replica_state()
+        await eng.close()
+        return state
+
+    state = asyncio.run(main())
+    assert [r["aborted"] for r in state] == [2, 2]
+    assert [r["outstanding"] for r in state] == [0, 0] and all(r["submitted"] == 2 for r in state)

@@ -24,6 +24,12 @@ Why it is built this way:
 * **Tool-integrated reasoning** continues a sample as a new request whose prompt starts with the
   old prompt and text. ``ReplicaRouter`` remembers which replica produced which text and sends the
   continuation there, so its prefix is a cache hit instead of a second full prefill.
+* **A hung replica** (several replicas; one sends nothing for ``replica_stall_s`` while it has
+  samples and another replica is still streaming) is fenced: its samples end with an error at
+  once (the solver stops waiting for them; the other replicas' samples go on), the router sends
+  nothing new there, and with ``dp_backend="replicas"`` that replica alone is killed and started
+  again in the background. A hang of the only (or every) replica is the runner's to handle: the
+  solver sees the whole engine stall and ``Submission`` restarts it.
 * **vLLM is imported inside ``start``** only, so this module (settings, memory arithmetic, output
   mapping) imports and is tested on CPU machines without vLLM.
 
@@ -318,6 +324,8 @@ class ReplicaRouter:
         if n_replicas < 1:
             raise ValueError("n_replicas must be >= 1")
         self.loads = [0] * n_replicas
+        self.down: set[int] = set()
+        """Replicas fenced off as hung: nothing is sent there until they are back."""
         self.slack = slack
         self.memory = memory
         self._seen: collections.OrderedDict[str, int] = collections.OrderedDict()
@@ -326,7 +334,9 @@ class ReplicaRouter:
     def least_loaded(self) -> int:
         n = len(self.loads)
         start = next(self._turn) % n
-        return min(((start + k) % n for k in range(n)), key=lambda r: self.loads[r])
+        order = [(start + k) % n for k in range(n)]
+        live = [r for r in order if r not in self.down] or order  # all down: the runner's case
+        return min(live, key=lambda r: self.loads[r])
 
     def affinity(self, prompt: str) -> int | None:
         """The replica that produced the longest remembered prefix of ``prompt``."""
@@ -344,7 +354,8 @@ class ReplicaRouter:
         least = self.least_loaded()
         home = self.affinity(prompt) if prompt and self._seen else None
         replica = least
-        if home is not None and self.loads[home] - self.loads[least] <= self.slack:
+        if (home is not None and home not in self.down
+                and self.loads[home] - self.loads[least] <= self.slack):
             replica = home
         self.loads[replica] += 1
         return replica
@@ -360,6 +371,16 @@ class ReplicaRouter:
         self._seen.move_to_end(text)
         while len(self._seen) > self.memory:
             self._seen.popitem(last=False)
+
+
+def stalled_replicas(outstanding: Sequence[int], progress_at: Sequence[float], now: float,
+                     stall_s: float, down: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """Replicas to fence as hung: samples outstanding and silent for more than ``stall_s``,
+    while at least one other live replica is not (a silence of all of them is the whole
+    engine's, which the runner restarts)."""
+    live = [r for r in range(len(outstanding)) if r not in down]
+    silent = [r for r in live if outstanding[r] > 0 and now - progress_at[r] > stall_s]
+    return silent if len(silent) < len(live) else []
 
 
 @contextlib.contextmanager
@@ -405,6 +426,22 @@ class _Replica:
     """The ``AsyncLLM`` that serves this replica."""
     dp_rank: int | None = None
     """``data_parallel_rank`` to pass (vLLM's own data parallel), else None."""
+    tasks: dict[asyncio.Task[Any], Callable[[], None]] = field(default_factory=dict)
+    """Pump tasks of the samples running here, each with the call that fails its sample."""
+    fenced: set[asyncio.Task[Any]] = field(default_factory=set)
+    """Tasks cancelled because this replica hung (their samples end with an error)."""
+    progress_at: float = 0.0
+    """Last output from vLLM, or when the replica went from idle to busy (monotonic)."""
+    submitted: int = 0
+    aborted: int = 0
+    """Samples cancelled from our side (early stop, consumer gone): vLLM aborts them."""
+    hangs: int = 0
+    restarts: int = 0
+
+    def state(self, down: bool) -> dict[str, Any]:
+        return {"outstanding": len(self.tasks), "submitted": self.submitted,
+                "aborted": self.aborted, "hangs": self.hangs, "restarts": self.restarts,
+                "down": down, "silent_s": round(time.monotonic() - self.progress_at, 1)}
 
 
 class VLLMGeneration(Generation):
@@ -451,18 +488,29 @@ class VLLMGeneration(Generation):
         tracker = self.trackers[i]
         replica = self._engine._router.acquire(self.request.prompt)
         self.replicas[i] = replica
+        rep = self._engine._replicas[replica]
+        me = asyncio.current_task()
+        if not rep.tasks:
+            rep.progress_at = time.monotonic()
+        if me is not None:
+            rep.tasks[me] = lambda: self._fail_hung(i, replica)
+        rep.submitted += 1
         try:
             stream = self._engine._submit(self.request, i, self.request_ids[i], replica,
                                           self.prompt_ids)
             async for output in stream:
+                rep.progress_at = time.monotonic()
                 for event in tracker.events(output):
                     self._put(event)
         except asyncio.CancelledError:
-            pass  # vLLM's generate aborted the request on the way out
+            # vLLM's generate aborted the request on the way out: count ours, not a fence's
+            rep.aborted += me not in rep.fenced
         except Exception as exc:  # noqa: BLE001 - any engine failure ends the sample, not the run
             if not tracker.finished:
                 self._put(tracker.finish(FinishReason.ERROR, f"{type(exc).__name__}: {exc}"))
         finally:
+            rep.tasks.pop(me, None)  # type: ignore[arg-type]
+            rep.fenced.discard(me)  # type: ignore[arg-type]
             self._engine._router.release(replica)
             if not tracker.finished:
                 self._put(tracker.finish(FinishReason.CANCELLED))
@@ -471,6 +519,13 @@ class VLLMGeneration(Generation):
                 if self.prompt_ids is not None and tracker.text:
                     self._engine._prompt_tokens().remember(
                         self.request.prompt, self.prompt_ids, tracker.text, tracker.token_ids)
+
+    def _fail_hung(self, i: int, replica: int) -> None:
+        """End sample ``i`` with an error now: its replica was fenced as hung."""
+        tracker = self.trackers[i]
+        if not tracker.finished:
+            self._put(tracker.finish(FinishReason.ERROR, f"replica {replica} hung (silent for "
+                                     f"{self._engine.settings.replica_stall_s:g} s)"))
 
     def _put(self, event: SampleEvent) -> None:
         if event.finished:
@@ -548,6 +603,9 @@ class VLLMEngine(Engine):
         self._delta_kind: Any = None
         self._ids = itertools.count()
         self._prefix = secrets.token_hex(3)
+        self._new_client: Callable[[int | None], Any] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        """The hang watchdog and replica restarts under way."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -568,25 +626,93 @@ class VLLMEngine(Engine):
         self._sampling_params = SamplingParams
         self._delta_kind = RequestOutputKind.DELTA
         s = self.settings
+
+        def new_client(replica: int | None) -> Any:
+            """One ``AsyncLLM``: a pinned replica, or (None) the whole layout."""
+            with _visible_devices(s.visible_devices(replica)):
+                return AsyncLLM.from_engine_args(AsyncEngineArgs(**s.engine_kwargs(replica)))
+
+        self._new_client = new_client
         if s.dp_backend == "replicas" and s.data_parallel_size > 1:
             for r in range(s.data_parallel_size):
-                with _visible_devices(s.visible_devices(r)):
-                    client = AsyncLLM.from_engine_args(AsyncEngineArgs(**s.engine_kwargs(r)))
+                client = new_client(r)
                 self._clients.append(client)
                 self._replicas.append(_Replica(client))
         else:
-            with _visible_devices(s.visible_devices()):
-                client = AsyncLLM.from_engine_args(AsyncEngineArgs(**s.engine_kwargs()))
+            client = new_client(None)
             self._clients.append(client)
             dp = s.data_parallel_size if s.dp_backend == "vllm" else 1
             self._replicas = [_Replica(client, r if dp > 1 else None) for r in range(dp)]
+        self._router.down.clear()
+        if len(self._replicas) > 1:
+            self._spawn(self._watch())
         self.startup_s = time.monotonic() - t0
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         clients, self._clients, self._replicas = self._clients, [], []
         for client in clients:
             with contextlib.suppress(Exception):
                 client.shutdown()
+
+    # -- replica health ---------------------------------------------------------------------
+
+    def replica_state(self) -> list[dict[str, Any]]:
+        """Per replica: samples outstanding, submitted, aborted, hangs, restarts, fenced."""
+        return [rep.state(r in self._router.down) for r, rep in enumerate(self._replicas)]
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _watch(self) -> None:
+        """Every quarter of ``replica_stall_s``: fence the replicas that went silent."""
+        stall = self.settings.replica_stall_s
+        while self._replicas:
+            await asyncio.sleep(stall / 4)
+            reps = self._replicas
+            for r in stalled_replicas([len(x.tasks) for x in reps],
+                                      [x.progress_at for x in reps], time.monotonic(), stall,
+                                      self._router.down):
+                self.fence(r)
+
+    def fence(self, replica: int) -> None:
+        """Treat ``replica`` as hung: fail its samples now, route around it, restart it alone
+        where it is a separate engine (``dp_backend="replicas"``)."""
+        rep = self._replicas[replica]
+        self._router.down.add(replica)
+        rep.hangs += 1
+        for task, fail in list(rep.tasks.items()):
+            rep.fenced.add(task)
+            fail()  # the solver hears at once, whatever vLLM's abort of a stopped process does
+            task.cancel()
+        self.stats["replica_hangs"] += 1
+        if self.settings.dp_backend == "replicas" and self._new_client is not None:
+            self._spawn(self._restart_replica(replica))
+
+    async def _restart_replica(self, replica: int) -> None:
+        """Kill one pinned replica's engine and start it again; the others keep serving."""
+        rep = self._replicas[replica]
+        old = rep.client
+        with contextlib.suppress(Exception):  # a stopped process is killed by vLLM's shutdown
+            await asyncio.wait_for(asyncio.to_thread(old.shutdown), timeout=60)
+        assert self._new_client is not None
+        try:
+            client = await asyncio.to_thread(self._new_client, replica)
+        except Exception:  # noqa: BLE001 - the replica stays fenced; the others serve on
+            self.stats["replica_restart_failed"] += 1
+            return
+        if rep not in self._replicas:  # the engine was closed meanwhile
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            return
+        rep.client = client
+        self._clients = [client if c is old else c for c in self._clients]
+        rep.restarts += 1
+        rep.progress_at = time.monotonic()
+        self._router.down.discard(replica)
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -657,5 +783,5 @@ class VLLMEngine(Engine):
 __all__: Sequence[str] = (
     "PromptTokens", "ReplicaRouter", "SampleTracker", "VLLMEngine", "VLLMGeneration",
     "VLLMSettings", "map_finish_reason", "sample_request_ids", "sample_seeds", "sampling_kwargs",
-    "token_stats",
+    "stalled_replicas", "token_stats",
 )

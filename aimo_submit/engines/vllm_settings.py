@@ -57,6 +57,10 @@ class VLLMSettings:
     load_format: str = "auto"
     affinity_slack: int = 4
     """A continuation goes to its prefix's replica unless that one has this many more samples."""
+    replica_stall_s: float = 60.0
+    """With several replicas: one that sends nothing for this long while it has samples, and
+    another replica does not, is hung; its samples fail, the router avoids it, and with
+    ``dp_backend="replicas"`` it is restarted alone (vLLM's own DP cannot restart one rank)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Further ``AsyncEngineArgs`` keywords, passed through unchecked."""
     sampling_extra: Mapping[str, Any] = field(default_factory=dict)
@@ -85,6 +89,8 @@ class VLLMSettings:
                                  f" data_parallel_size = {self.n_gpus}")
             if len(set(self.gpu_ids)) != len(self.gpu_ids):
                 raise ValueError(f"gpu_ids repeats a GPU: {self.gpu_ids}")
+        if self.replica_stall_s <= 0:
+            raise ValueError(f"replica_stall_s must be > 0, got {self.replica_stall_s}")
         if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
             raise ValueError("max_num_batched_tokens must be >= 1")
 
