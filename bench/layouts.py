@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import signal
@@ -326,7 +327,6 @@ def layout_manifest(layout: Layout, dp_backend: str, folder: Path,
                                 "tensor_parallel_size": layout.tp,
                                 "data_parallel_size": layout.dp, "dp_backend": dp_backend,
                                 "replica_stall_s": stall_s}
-    entry["source"]["path"] = str(REPO / entry["source"]["path"])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"tiny_{layout.name}_{dp_backend}.json"
     path.write_text(json.dumps(doc, indent=1))
@@ -369,7 +369,9 @@ def run_layout(layout: Layout, args: argparse.Namespace, out: Path) -> dict[str,
 
     problems = list(csv.DictReader(TINY_CSV.open()))[: args.problems]
     manifest = layout_manifest(layout, args.dp_backend, out / "manifests", args.replica_stall)
-    overrides = {"n_samples": args.samples, "engine_stall_s": args.engine_stall}
+    # two agreeing samples stop a problem: the others, spread over every replica, are aborted
+    overrides = {"n_samples": args.samples, "early_stop_agree": 2,
+                 "engine_stall_s": args.engine_stall}
     sub = Submission.create("tiny-qwen2-math-vllm", manifest_path=manifest,
                             policy_overrides=overrides, workdir=out / f"runner_{layout.name}",
                             total_s=args.budget, n_problems=len(problems) + 1, preset="")
@@ -387,13 +389,15 @@ def run_layout(layout: Layout, args: argparse.Namespace, out: Path) -> dict[str,
             rec = sub.records.get(str(p["id"]), {})
             quiet = _wait_quiet(engine)
             checks.append({"id": p["id"], "stop": rec.get("stop_reason"),
-                           "votes": rec.get("votes"), **quiet})
+                           "n_voted": rec.get("n_voted"), **quiet})
         result["problems"] = checks
         state = engine.replica_state()
         result["aborted_per_replica"] = [r["aborted"] for r in state]
         result["submitted_per_replica"] = [r["submitted"] for r in state]
+        # every replica saw aborts, and none kept a sample or a vLLM request after a problem
         result["aborts_reach_every_replica"] = (
             all(r["aborted"] > 0 for r in state) and all(c["quiet"] for c in checks))
+        result["stop_reasons"] = dict(collections.Counter(str(c["stop"]) for c in checks))
         result["hang"] = _hang_check(sub, engine, layout, args, problems[0])
     finally:
         sub.close()
@@ -445,16 +449,16 @@ def _hang_check(sub: Any, engine: Any, layout: Layout, args: argparse.Namespace,
         after = sub.records.get(f"after-{problem['id']}", {})
     final = engine.replica_state()
     return {"victim_replica": victim, "pid": pid, "problem_s": round(took, 1),
-            "stop": rec.get("stop_reason"), "votes": rec.get("votes"),
+            "stop": rec.get("stop_reason"), "n_voted": rec.get("n_voted"),
             "faults": rec.get("faults"), "replicas_after_hang": state,
             "runner_restarts": sub.restarts[restarts_before:],
             "victim_still_alive_at_cleanup": with_killed,
             "after_problem": {"stop": (after or {}).get("stop_reason"),
-                              "votes": (after or {}).get("votes")},
+                              "n_voted": (after or {}).get("n_voted")},
             "submitted_per_replica_after": [r["submitted"] for r in final],
             "detected": bool(state[victim]["hangs"] > before[victim]["hangs"]
                              or len(sub.restarts) > restarts_before),
-            "others_voted": bool(rec.get("votes"))}
+            "others_voted": bool(rec.get("n_voted"))}
 
 
 def runner(args: argparse.Namespace) -> dict[str, Any]:
@@ -513,7 +517,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--dp-backend", choices=("vllm", "replicas"), default="replicas",
                    help="'replicas' can restart one replica; vLLM's own DP cannot")
     r.add_argument("--problems", type=int, default=8)
-    r.add_argument("--samples", type=int, default=8)
+    r.add_argument("--samples", type=int, default=16)
     r.add_argument("--budget", type=float, default=900.0)
     r.add_argument("--replica-stall", type=float, default=10.0,
                    help="seconds of silence before a replica counts as hung")

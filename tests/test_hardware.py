@@ -121,3 +121,31 @@ def test_hardware_defaults_to_where_a_trace_was_recorded():
     assert hardware_for_trace("gpt-oss-20b (tool-integrated)", "x") == "h100-gpt-oss-20b"
     assert hardware_for_trace("qwen/qwen3-30b-a3b", "l4x4-tp4") == "l4x4-tp4"
     assert hardware_for_trace(None, "h100-gpt-oss-120b") == "h100-gpt-oss-120b"
+
+
+def test_a_table_measured_in_the_setups_layout_is_scaled_per_gpu(tmp_path):
+    """4 H200s in layout X -> 4 L4s in layout X: steps x 4.8/0.3, the machine's concurrency,
+    the PCIe all-reduce under TP; preferred over a one-GPU table of the same model."""
+    model = SETUPS["l4x4-dp4"].model
+    rows = [{"concurrency": c, "context": ctx,
+             "tokens_per_s_per_seq": 150.0 / (1 + c / 64) * (1 - ctx / 40_000)}
+            for c in (8, 16, 32, 64, 128) for ctx in (1024, 4096, 8192, 16384)]
+    for layout in ("dp4", "tp2dp2"):
+        (tmp_path / f"h200x4_{model}_{layout}.json").write_text(json.dumps(
+            {"model": model, "layout": {"name": layout}, "rows": rows}))
+    _g_table(tmp_path, model=model)  # a one-GPU table too: the layout table wins
+    table = load_throughput(tmp_path / f"h200x4_{model}_dp4.json")
+    dp4 = throughput_for("l4x4-dp4", tmp_path)
+    assert isinstance(dp4, ScaledThroughput) and (dp4.measured_tp, dp4.measured_dp) == (1, 4)
+    assert dp4.step_factor == pytest.approx(4.8 / 0.3)
+    # 16 sequences on the machine, 4 per L4, all fit at 4k: the table's row for 16
+    assert dp4.tokens_per_s(16, 4096) == pytest.approx(table.tokens_per_s(16, 4096) * 0.3 / 4.8)
+    tp2dp2 = throughput_for("l4x4-tp2dp2", tmp_path)
+    expected = 1 / ((4.8 / 0.3) / table.tokens_per_s(16, 4096) + PCIE_ALLREDUCE_S)
+    assert tp2dp2.tokens_per_s(16, 4096) == pytest.approx(expected)
+    assert "4x H200 in layout tp2dp2" in tp2dp2.describe()
+    # the L4's 24 GB still bounds the KV cache: 64 sequences of 16k do not all run on DP 4
+    assert dp4.tokens_per_s(64, 16384) < 0.5 * table.tokens_per_s(64, 16384) * 0.3 / 4.8
+    # no table in its own layout: the one-GPU table of the model, scaled as before
+    tp4 = throughput_for("l4x4-tp4", tmp_path)
+    assert isinstance(tp4, ScaledThroughput) and tp4.measured_tp == 1
