@@ -464,15 +464,17 @@ def _hang_check(sub: Any, engine: Any, layout: Layout, args: argparse.Namespace,
 def runner(args: argparse.Namespace) -> dict[str, Any]:
     from aimo_submit.engines.vllm_engine import _vllm_env_defaults
 
+    available = gpu_count()
+    chosen = [Layout.named(name) for name in args.layouts]
+    for layout in chosen:  # refuse before anything starts
+        check_gpus(layout, available)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     no_multicast()
     _vllm_env_defaults()
-    available = gpu_count()
     results = []
-    for name in args.layouts:
-        layout = Layout.named(name)
-        check_gpus(layout, available)
+    for layout in chosen:
+        name = layout.name
         print(f"=== runner {name} ({time.strftime('%T')})", flush=True)
         try:
             res = run_layout(layout, args, out)
