@@ -140,11 +140,12 @@ MODELS: dict[str, ModelShape] = {
     # gpt-oss-120b config.json: 36 layers alternating sliding-window (128) and full attention,
     # hidden 2880, 8 KV heads of 64, 128 experts (4 per token) of 3 x 2880 x 2880 MXFP4 weights
     # (4.25 bits: 13.2 MB per expert and layer); attention, router and unembedding in BF16
-    # (about 3.1 GB read per step); 5.1B active parameters; about 65 GB resident.
+    # (about 3.1 GB read per step); 5.1B active parameters; about 65 GB resident. KV cache in
+    # FP8, as weights_manifest.json configures it (kv_cache_dtype fp8_e4m3).
     "gpt-oss-120b": ModelShape(
         "gpt-oss-120b", layers=36, hidden=2880, kv_heads=8, head_dim=64, weight_gb=65.0,
         dense_read_gb=3.1, active_params_b=5.1, full_attention_layers=18, sliding_window=128,
-        experts=128, experts_per_token=4, expert_gb=0.0132),
+        experts=128, experts_per_token=4, expert_gb=0.0132, kv_dtype_bytes=1),
     # gpt-oss-20b config.json: 24 layers (12 full attention), 32 experts (4 per token) of the
     # same size, 3.6B active parameters, about 13 GB resident.
     "gpt-oss-20b": ModelShape(
@@ -215,8 +216,9 @@ SETUPS: dict[str, Setup] = {
     # The alternative layout: one AWQ copy per L4, 4 data-parallel replicas.
     "l4x4-dp4": Setup("l4x4-dp4", "l4", 4, 1, "deepseek-r1-distill-qwen-14b-awq"),
     # AIMO3: one H100 80 GB serving gpt-oss-120b (or the 20b model of some holdout traces).
+    # (memory utilisation as the manifest's gpt-oss-120b entry: 0.96)
     "h100-gpt-oss-120b": Setup("h100-gpt-oss-120b", "h100", 1, 1, "gpt-oss-120b",
-                               step_overhead_s=0.002),
+                               memory_utilization=0.96, step_overhead_s=0.002),
     "h100-gpt-oss-20b": Setup("h100-gpt-oss-20b", "h100", 1, 1, "gpt-oss-20b",
                               step_overhead_s=0.002),
 }
