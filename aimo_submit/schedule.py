@@ -120,7 +120,9 @@ class Scheduler:
             hard_len = fair
         n_samples = p.n_samples
         if p.min_useful_tokens and p.time_rule == "adaptive":
-            useful_s = p.min_useful_tokens / max(self.tokens_per_s, 1e-9) + p.answer_grace_s
+            # a sample never needs more than its cap (a small model's cap may be far lower)
+            useful = min(p.min_useful_tokens, p.max_tokens)
+            useful_s = useful / max(self.tokens_per_s, 1e-9) + p.answer_grace_s
             hard_len = max(hard_len, min(useful_s, max(left - reserve_for_rest, fair)))
             if p.tight_min_samples and fair < useful_s:
                 n_samples = max(min(p.tight_min_samples, p.n_samples),
