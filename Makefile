@@ -14,7 +14,8 @@ GATEWAY ?=
 RERUN   ?=
 ARGS    ?=
 
-.PHONY: help venv test local-gateway tiny-model notebook package bench bench-faults bench-deadline lint clean
+.PHONY: help venv test local-gateway tiny-model notebook package bench bench-faults bench-deadline \
+	bench-confidence lint clean
 
 help:
 	@echo "make local-gateway   rehearse the whole submission on the embedded tiny model (CPU)"
@@ -25,6 +26,7 @@ help:
 	@echo "make bench           run the benchmarks and print their tables"
 	@echo "make bench-faults    each injected fault on the tiny model and what predict did (~1 min)"
 	@echo "make bench-deadline  1,000 simulated runs under injected faults (~15 min)"
+	@echo "make bench-confidence confidence-weighted vote and online termination, tiny model"
 	@echo "make lint            ruff"
 
 venv: $(STAMP)
@@ -63,6 +65,9 @@ bench-faults: $(STAMP)
 
 bench-deadline: $(STAMP)
 	$(PY) -m bench.deadline --seeds $(or $(SEEDS),1000)
+
+bench-confidence: $(STAMP)
+	$(PY) -m bench.bench_confidence $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check aimo_submit tests scripts bench

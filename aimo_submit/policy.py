@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from aimo_submit.confidence import SIGNALS
+
 TIME_RULES = ("adaptive", "fixed", "run")
 
 
@@ -117,6 +119,47 @@ class PolicyConfig:
     """Longer statements are cut in the middle (head and tail kept). Olympiad problems are a
     few hundred characters; a megabyte would only fill the context window and stall prefill."""
 
+    # --- confidence (issue 16): signals in confidence.py; defaults change nothing --------------
+    confidence_vote: str = ""
+    """Weight each vote by this confidence signal (a name of ``confidence.SIGNALS``: "mean",
+    "lowest_group", "tail" of token confidence, or "logprob_..." of the chosen token's
+    log-probability; "" for plain votes). The weight is in [0, 1] (mapping in confidence.py);
+    a sample without log-probabilities (an engine or trace without them) votes 1.0, i.e. the
+    plain vote."""
+    confidence_power: float = 1.0
+    """Sharpness of the confidence weight (0: every weight 1)."""
+    confidence_stop_percentile: float = 0.0
+    """Online termination (DeepConf-online); 0 turns it off. Once ``confidence_warmup`` samples
+    of a problem have finished, a running sample whose group confidence falls below this
+    percentile of their lowest group confidences is cancelled and casts no vote. DeepConf's
+    conservative setting keeps 90% (10), its aggressive one 10% (90)."""
+    confidence_stop_signal: str = "lowest_group"
+    """The lowest-group signal online termination compares ("lowest_group" or
+    "logprob_lowest_group"): the running sample's current group against the warm-up's lowest."""
+    confidence_warmup: int = 4
+    """Finished samples of a problem that set the online-termination threshold."""
+    confidence_staged: bool = False
+    """Start only the warm-up samples, and the rest once they have finished (DeepConf's
+    separate warm-up). Costs the warm-up's latency; without it all samples start together and
+    the first to finish set the threshold, which saves nothing when samples are equally long."""
+    confidence_window: int = 2048
+    """Tokens per sliding window (group) of the group confidence; DeepConf uses 2048."""
+    confidence_tail: int = 512
+    """Tokens of the tail window before the answer (the ``tail`` signal)."""
+    confidence_block: int = 64
+    """Tokens per block of the recorded series (run log, traces): block means replay exactly
+    at block boundaries; 64 keeps a 12k-token sample to 192 numbers per series."""
+    confidence_topk: int = 5
+    """k: top log-probabilities per token the engine reports when confidence is used."""
+    confidence_record: bool = False
+    """Ask for log-probabilities and log every sample's signals even when no rule uses them
+    (traces for the simulator; costs engine throughput, see bench/results/confidence.md)."""
+
+    @property
+    def uses_confidence(self) -> bool:
+        """Does any rule read confidence (so the engine must report log-probabilities)?"""
+        return bool(self.confidence_vote) or self.confidence_stop_percentile > 0
+
     # --- time rules of published policies (issue 12); the default changes nothing -----------
     time_rule: str = "adaptive"
     """How a problem's deadline is set (``schedule.py``). ``adaptive``: the fair share of the
@@ -166,6 +209,18 @@ class PolicyConfig:
             raise ValueError("min_useful_tokens must be >= 0 (0: off)")
         if self.max_problem_chars < 1:
             raise ValueError("max_problem_chars must be >= 1")
+        if self.confidence_vote not in ("", *SIGNALS):
+            raise ValueError(f"confidence_vote must be '' or one of {SIGNALS}")
+        if self.confidence_stop_signal not in ("lowest_group", "logprob_lowest_group"):
+            raise ValueError("confidence_stop_signal must be 'lowest_group' or "
+                             "'logprob_lowest_group'")
+        if self.confidence_power < 0 or not 0 <= self.confidence_stop_percentile <= 100:
+            raise ValueError("need confidence_power >= 0 and 0 <= confidence_stop_percentile "
+                             "<= 100")
+        if (self.confidence_warmup < 1 or self.confidence_window < 1
+                or self.confidence_tail < 1 or self.confidence_topk < 1
+                or self.confidence_block < 1):
+            raise ValueError("confidence_warmup, _window, _tail, _topk and _block must be >= 1")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:

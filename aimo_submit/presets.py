@@ -22,6 +22,14 @@ The references keep their published rules, each with its own time rule (``policy
 
 ``max_tokens`` is the model's cap (:data:`MODEL_MAX_TOKENS`, per profile) except where a
 reference fixes its own.
+
+Confidence (issue 16): no preset uses it (``PolicyConfig.uses_confidence`` is False for every
+one, and none asks for log-probabilities). The recorded traces of the competition models carry
+no log-probabilities, so the simulator cannot tune the confidence rules for them; on the tiny
+model the top-k confidence signals do not tell right from wrong samples within a problem, while
+the chosen token's log-probability does (``bench/results/confidence.md``). A GPU run with
+``confidence_record=True`` records traces that would decide it; turning it on is then
+``confidence_vote=...`` and ``confidence_stop_percentile=...`` on a preset.
 """
 
 from __future__ import annotations

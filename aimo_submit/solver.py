@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aimo_submit.competition import AIMO2
+from aimo_submit.confidence import SampleConfidence, is_doomed, percentile, weight_of
 from aimo_submit.engines.base import (
     Engine,
     FinishReason,
@@ -61,6 +62,8 @@ log = logging.getLogger("aimo_submit.solver")
 _BOX_MARKERS = ("\\boxed", "\\fbox")
 _TIME_EPS = 1e-6
 _OOM_TYPES = ("OutOfMemoryError", "MemoryError")
+_NATURAL_ENDS = ("boxed", "stop", "length")
+"""Samples that ended by themselves: only they may set the online-termination threshold."""
 
 
 def is_out_of_memory(error: BaseException | str | None) -> bool:
@@ -102,6 +105,10 @@ class SampleRecord:
     """Where the latest box opening was seen (so completion checks stay linear)."""
     segment_tokens: int = 0
     """Tokens counted so far in the current request (events report per-request totals)."""
+    confidence: SampleConfidence | None = None
+    """Streaming confidence signals (when the policy asks for log-probabilities)."""
+    weight: float | None = None
+    """The weight its vote carried (None: it cast no vote)."""
     segment_from: int = 0
     """Where the current request's text starts in ``text`` (a harmony turn is read from it)."""
     tool_channel: str | None = None
@@ -114,6 +121,7 @@ class SampleRecord:
     """What was wrong with the sample's output format (malformed harmony, unknown tools)."""
 
     def summary(self) -> dict[str, Any]:
+        conf = self.confidence
         return {
             "index": self.index,
             "answer": self.answer,
@@ -126,6 +134,10 @@ class SampleRecord:
             "error": self.error,
             "session_restarts": self.session_restarts,
             "notes": self.notes,
+            # Confidence signals and vote weight, so a recorded run replays with them.
+            "confidence": ({**conf.summary().to_dict(), "blocks": conf.blocks().to_dict()}
+                           if conf and conf.tokens else None),
+            "weight": None if self.weight is None else round(self.weight, 6),
         }
 
 
@@ -180,6 +192,10 @@ class SolveResult:
     """One of those errors was an out-of-memory error."""
     retries: int = 0
     """Times the problem asked the engine again after every sample had failed."""
+    confidence_threshold: float | None = None
+    """Online termination's threshold, once the warm-up samples had set it."""
+    low_confidence_stops: int = 0
+    """Samples cancelled by online termination."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +214,9 @@ class SolveResult:
             "engine_errors": self.engine_errors,
             "out_of_memory": self.out_of_memory,
             "retries": self.retries,
+            "confidence_threshold": None if self.confidence_threshold is None
+            else round(self.confidence_threshold, 4),
+            "low_confidence_stops": self.low_confidence_stops,
             "samples": self.samples,
         }
 
@@ -307,6 +326,14 @@ class _ProblemRun:
         """Each harmony sample's persistent python session, from its first call to its end."""
         self.closers: set[asyncio.Task[None]] = set()
         self.stateless_noted = False
+        self.logprobs = (self.p.confidence_topk
+                         if self.p.uses_confidence or self.p.confidence_record else 0)
+        self.warmup: list[float] = []
+        """Lowest group confidences of the first samples that finished on their own."""
+        self.conf_threshold: float | None = None
+        self.low_confidence_stops = 0
+        self.held_back: list[int] = []
+        """Samples not started yet: they wait for the warm-up (``confidence_staged``)."""
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -331,6 +358,7 @@ class _ProblemRun:
             top_p=self.p.top_p,
             seed=seed,
             include_stop=True,
+            logprobs=self.logprobs,
         )
         self.last_engine = self.loop.time()
         try:
@@ -362,7 +390,67 @@ class _ProblemRun:
         if sample.answer is None:
             return
         weight = self.p.code_vote_weight if sample.code_ok > 0 else 1.0
+        signal = self.p.confidence_vote
+        if signal and sample.confidence is not None:
+            value = sample.confidence.summary().signal(signal)
+            weight *= weight_of(signal, value, self.p.confidence_topk, self.p.confidence_power)
+        sample.weight = weight
         self.live.votes.append((sample.answer, weight))
+
+    # -- confidence (issue 16) ---------------------------------------------------------------
+    def max_vote_weight(self, sample: SampleRecord) -> float:
+        """The true largest weight an unfinished sample can still add (for ``unbeatable``)."""
+        most = max(1.0, self.p.code_vote_weight)
+        signal = self.p.confidence_vote
+        if signal and sample.confidence is not None:
+            bound = sample.confidence.upper_bound(signal)
+            most *= weight_of(signal, bound, self.p.confidence_topk, self.p.confidence_power)
+        return most
+
+    def track_confidence(self, sample: SampleRecord, event: SampleEvent) -> None:
+        if event.stats is None or not event.stats.confidence:
+            return
+        if sample.confidence is None:
+            sample.confidence = SampleConfidence(self.p.confidence_window, self.p.confidence_tail,
+                                                 self.p.confidence_block)
+        sample.confidence.add(event.stats.confidence, event.stats.logprob)
+
+    def note_warmup(self, sample: SampleRecord) -> None:
+        """The first finished samples set the online-termination threshold (DeepConf-online)."""
+        if (self.p.confidence_stop_percentile <= 0 or self.conf_threshold is not None
+                or sample.confidence is None or sample.finish_reason not in _NATURAL_ENDS):
+            return
+        low = sample.confidence.summary().signal(self.p.confidence_stop_signal)
+        if low is None:
+            return
+        self.warmup.append(low)
+        if len(self.warmup) >= self.p.confidence_warmup:
+            self.conf_threshold = percentile(self.warmup, self.p.confidence_stop_percentile)
+
+    def release_held_back(self) -> None:
+        """Start the held-back samples once the threshold is set or the warm-up has ended."""
+        if not self.held_back:
+            return
+        started = [s for s in self.samples.values() if s.index not in self.held_back]
+        if self.conf_threshold is None and any(not s.finished for s in started):
+            return
+        ids, self.held_back = self.held_back, []
+        now = self.loop.time()
+        if now >= self.stop_at:
+            return  # no time: they end as cancelled at shutdown
+        for sid in ids:
+            self.samples[sid].started = now
+        self.start_generation(self.prompt, ids, self.budget.max_tokens)
+
+    def maybe_terminate(self, sample: SampleRecord) -> bool:
+        """Cancel a running sample whose group confidence fell below the threshold."""
+        if sample.confidence is None or not is_doomed(
+                sample.confidence, self.p.confidence_stop_signal, self.conf_threshold):
+            return False
+        self.low_confidence_stops += 1
+        self.cancel_sample(sample.index)
+        self.finish(sample, "low-confidence", extract=False)
+        return True
 
     def note_engine_error(self, error: str) -> None:
         self.engine_errors += 1
@@ -420,6 +508,8 @@ class _ProblemRun:
             # Harmony answers come only from a final message (``on_turn_end``).
             sample.answer = extract_answer(sample.text, self.s.modulus)
         self.vote(sample)
+        self.note_warmup(sample)
+        self.release_held_back()
         self.close_session(sample.index)
 
     def close_session(self, sid: int) -> None:
@@ -446,6 +536,7 @@ class _ProblemRun:
         new_tokens = max(0, event.tokens - sample.segment_tokens)
         sample.segment_tokens = max(sample.segment_tokens, event.tokens)
         sample.tokens += new_tokens
+        self.track_confidence(sample, event)
         if sample.tokens > self.budget.max_tokens and not event.finished:
             # The engine ignores the token cap: stop listening to this sample ourselves.
             self.faults.append(
@@ -464,6 +555,7 @@ class _ProblemRun:
                 if sample.finished:
                     return
         if not event.finished:
+            self.maybe_terminate(sample)
             return
         reason = event.finish_reason or FinishReason.STOP
         if reason == FinishReason.ERROR:
@@ -652,7 +744,11 @@ class _ProblemRun:
                 self.prompt = self.s.build_prompt(self.problem)
                 self.stop = self.s.stop_strings()
                 self.round_size = n
-                self.start_generation(self.prompt, list(range(n)), b.max_tokens)
+                first = n
+                if self.p.confidence_staged and self.p.confidence_stop_percentile > 0:
+                    first = min(n, self.p.confidence_warmup)
+                    self.held_back = list(range(first, n))
+                self.start_generation(self.prompt, list(range(first)), b.max_tokens)
                 stop_reason = await self.loop_events()
         except asyncio.CancelledError:
             await self.shutdown()
@@ -675,7 +771,8 @@ class _ProblemRun:
                 agree=self.p.early_stop_agree,
                 unbeatable=self.p.early_stop_unbeatable,
                 min_votes=self.p.min_votes,
-                max_weight_per_sample=max(1.0, self.p.code_vote_weight),
+                outstanding_weight=sum(self.max_vote_weight(s) for s in self.samples.values()
+                                       if not s.finished),
             )
             if decision.stop:
                 return decision.reason
@@ -797,6 +894,8 @@ class _ProblemRun:
             engine_errors=self.engine_errors,
             out_of_memory=self.out_of_memory,
             retries=self.retries,
+            confidence_threshold=self.conf_threshold,
+            low_confidence_stops=self.low_confidence_stops,
         )
 
 

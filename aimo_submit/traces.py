@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from aimo_submit.competition import AIMO2, CompetitionProfile
+from aimo_submit.confidence import ConfidenceBlocks
 
 __all__ = [
     "CALIBRATED",
@@ -55,6 +56,7 @@ __all__ = [
     "calibrate",
     "default_traces_dir",
     "fit_report",
+    "load_runlog_traces",
     "load_shared_traces",
     "trace_files",
     "majority_gain",
@@ -74,6 +76,9 @@ class TraceSample:
     """Content of the sample's final ``\\boxed{}``; None when it wrote no answer."""
     finished: bool = True
     """False: the sample never ended on its own (cut at ``tokens``); it has no answer."""
+    confidence: ConfidenceBlocks | None = None
+    """Its recorded confidence series (issue 16), when the recording asked for log-probabilities;
+    the replay engine streams them and confidence rules use them. None: plain votes."""
 
 
 @dataclass(frozen=True)
@@ -404,7 +409,22 @@ def _sample_from_record(record: dict[str, Any]) -> TraceSample | None:
         answer_text = None
     if not finished:
         answer_text = None
-    return TraceSample(int(tokens), answer_text, finished=finished)
+    return TraceSample(int(tokens), answer_text, finished=finished,
+                       confidence=_confidence_from_record(record))
+
+
+def _confidence_from_record(record: dict[str, Any]) -> ConfidenceBlocks | None:
+    """``confidence``: block means as a trace writes them, or a run-log sample's confidence
+    entry (its ``blocks``); anything unreadable replays as a sample without confidence."""
+    data = record.get("confidence")
+    if isinstance(data, dict) and isinstance(data.get("blocks"), dict):
+        data = data["blocks"]
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ConfidenceBlocks.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def trace_files(root: str | Path | None = None) -> list[Path]:
@@ -472,6 +492,38 @@ def load_shared_traces(root: str | Path | None = None, *, profile: CompetitionPr
                 for pid, samples in pools.items()
                 if pid in gold and len(samples) >= min_samples]
     return problems or None
+
+
+def load_runlog_traces(path: str | Path, gold: dict[str, int], *,
+                       modulus: int = AIMO2.answer_modulus) -> list[TraceProblem]:
+    """Pools from a submission's ``aimo_runlog.jsonl`` (one line per problem, its ``samples``),
+    with each sample's recorded confidence (issue 16); ``gold`` maps problem ids to answers
+    (a run log does not know them). Problems without a gold answer are skipped.
+
+    Record with early stop off (``early_stop_agree`` above ``n_samples``, ``unbeatable`` off)
+    and ``confidence_record=True``: a sample the run cancelled is replayed as cut where it was
+    cancelled (no answer), which is all the log knows about it.
+    """
+    problems = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            pid = str(record.get("id")) if isinstance(record, dict) else None
+            if pid not in gold or not isinstance(record.get("samples"), list):
+                continue
+            samples = []
+            for s in record["samples"]:
+                ended = s.get("finish") in ("boxed", "stop")
+                answer = s.get("answer") if ended else None
+                samples.append(TraceSample(
+                    int(s.get("tokens") or 0), None if answer is None else str(answer),
+                    finished=ended, confidence=_confidence_from_record(s)))
+            problems.append(TraceProblem(pid, int(gold[pid]) % modulus, tuple(samples),
+                                         meta={"source": str(path)}))
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:

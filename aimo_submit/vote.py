@@ -12,11 +12,14 @@ Early stop (``should_stop``), checked in this order:
 2. ``continue`` while fewer than ``min_votes`` votes are in.
 3. ``agree``: the leader holds at least ``agree`` votes.
 4. ``unbeatable``: even if every outstanding sample voted for the strongest challenger with
-   ``max_weight_per_sample`` each, the leader would still rank first. A challenger that can
-   only *equal* the leader's weight needs all outstanding samples at full weight, so the tie
-   is settled exactly by the ranking above (its votes then number its own plus all
+   the most weight it can still carry, the leader would still rank first. That most weight is
+   ``outstanding_weight`` when the caller knows a bound per sample (a confidence-weighted vote
+   whose weight can only fall: the sum of the outstanding samples' bounds), else
+   ``outstanding * max_weight_per_sample``. A challenger that can only *equal* the leader's
+   weight needs all outstanding samples at their largest weight, so the tie is settled
+   exactly by the ranking above (its votes then number, at most, its own plus all
    outstanding). The runner-up is always the strongest challenger: it beats any answer not
-   yet seen on every ranking key.
+   yet seen on every ranking key, and every challenger can gain the same.
 5. otherwise ``continue``.
 """
 
@@ -96,7 +99,7 @@ class Decision:
     answer: int | None
 
 
-def _can_overtake(t: Tally, leader: int, outstanding: int, max_weight: float) -> bool:
+def _can_overtake(t: Tally, leader: int, outstanding: int, reach_weight: float) -> bool:
     """Could the outstanding samples lift some other answer above ``leader`` in the ranking?"""
     ranking = t.ranking()
     if len(ranking) > 1:
@@ -109,14 +112,14 @@ def _can_overtake(t: Tally, leader: int, outstanding: int, max_weight: float) ->
     else:  # an answer nobody has given yet: no weight, no votes, seen after everything
         rival_weight, rival_votes, rival_seen = 0.0, 0, math.inf
     lead_weight = t.weights[leader]
-    reach = rival_weight + outstanding * max_weight
+    reach = rival_weight + reach_weight
     eps = _REL_EPS * max(1.0, abs(lead_weight), abs(reach))
     if reach > lead_weight + eps:
         return True
     if reach < lead_weight - eps:
         return False
-    # A weight tie needs every outstanding sample on the rival (at full weight unless that
-    # is 0), so the rival then holds its votes plus all outstanding ones.
+    # A weight tie needs every outstanding sample that can add weight on the rival, so the
+    # rival then holds at most its votes plus all outstanding ones (the worst case).
     rival_votes += outstanding
     if rival_votes != t.counts[leader]:
         return rival_votes > t.counts[leader]
@@ -131,11 +134,14 @@ def should_stop(
     unbeatable: bool = True,
     min_votes: int = 1,
     max_weight_per_sample: float = 1.0,
+    outstanding_weight: float | None = None,
 ) -> Decision:
     """Early-stop decision while ``outstanding`` samples may still vote (rules in module doc).
 
     ``max_weight_per_sample`` bounds the weight any future vote can carry (the largest weight
     the caller might assign, e.g. the code-vote weight when that is above 1).
+    ``outstanding_weight``, when given, replaces ``outstanding * max_weight_per_sample``: the
+    sum of per-sample bounds, each the true largest weight that sample can still add.
     """
     if outstanding < 0:
         raise ValueError(f"outstanding must be >= 0, got {outstanding}")
@@ -145,6 +151,10 @@ def should_stop(
         raise ValueError(
             f"max_weight_per_sample must be finite and >= 0, got {max_weight_per_sample}"
         )
+    if outstanding_weight is None:
+        outstanding_weight = outstanding * max_weight_per_sample
+    elif not math.isfinite(outstanding_weight) or outstanding_weight < 0:
+        raise ValueError(f"outstanding_weight must be finite and >= 0, got {outstanding_weight}")
     leader = tally.leader()
     if outstanding == 0:
         return Decision(True, "all-done", leader)
@@ -152,7 +162,7 @@ def should_stop(
         return Decision(False, "continue", leader)
     if tally.counts[leader] >= agree:
         return Decision(True, "agree", leader)
-    if unbeatable and not _can_overtake(tally, leader, outstanding, max_weight_per_sample):
+    if unbeatable and not _can_overtake(tally, leader, outstanding, outstanding_weight):
         return Decision(True, "unbeatable", leader)
     return Decision(False, "continue", leader)
 

@@ -284,6 +284,25 @@ def make_problem_set(
     return out
 
 
+def training_items(
+    seed: int, n: int, held_out: set[str], slip: float
+) -> list[tuple[Problem, str, tuple[str, int]]]:
+    """The training examples ``(problem, style, worked)``, exactly as ``main`` draws them.
+
+    Deterministic for its arguments (TRAINING.json records them), so a benchmark can rebuild
+    the training set and prove its own problems are not in it.
+    """
+    rng = random.Random(seed)
+    items: list[tuple[Problem, str, tuple[str, int]]] = []
+    while len(items) < n:
+        p = sample_problem(rng)
+        if p.text in held_out:
+            continue
+        style = "tiny-tir" if rng.random() < 0.5 else "tiny"
+        items.append((p, style, work(p.calc, rng, slip)))
+    return items
+
+
 def program_output(code: str) -> str:
     """What ``code`` prints. Only used on our own one-line programs (print of an expression)."""
     m = re.fullmatch(r"print\((.*)\)", code.strip())
@@ -729,15 +748,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     held_out = {p.text for p in csv_set} | {p.text for p in eval_set}
 
-    rng = random.Random(args.seed)
-    n_train = args.steps * args.batch_size
-    train_items: list[tuple[Problem, str, tuple[str, int]]] = []
-    while len(train_items) < n_train:
-        p = sample_problem(rng)
-        if p.text in held_out:
-            continue
-        style = "tiny-tir" if rng.random() < 0.5 else "tiny"
-        train_items.append((p, style, work(p.calc, rng, args.slip)))
+    train_items = training_items(args.seed, args.steps * args.batch_size, held_out, args.slip)
     assert not held_out & {p.text for p, _, _ in train_items}
     worked_steps = [(p, w) for p, s, w in train_items if not (s == "tiny-tir" and p.code)]
     slipped = sum(w[1] != p.answer for p, w in worked_steps) / max(1, len(worked_steps))

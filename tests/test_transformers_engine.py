@@ -574,3 +574,32 @@ def test_engine_close_cancels_running_generations(model_dir: Path) -> None:
             eng.generate(GenerationRequest("x"))
 
     run(main())
+
+
+def test_token_stats_equal_a_direct_computation_from_the_logits(engine: TransformersEngine) -> None:
+    """Confidence and chosen log-prob of every token, against one forward over the full text."""
+    k = 5
+    prompt = _prompt(engine, "Compute 7*6.")
+    req = GenerationRequest(prompt, n=3, max_tokens=25, temperature=1.0, seed=11, logprobs=k)
+    gen = engine.generate(req)
+    events, states = run(_collect(gen))
+    per_sample: dict[int, list[tuple[float, float]]] = {i: [] for i in range(3)}
+    for ev in events:
+        if ev.stats is not None:
+            per_sample[ev.index].extend(zip(ev.stats.confidence, ev.stats.logprob, strict=True))
+    ids = engine.tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+    for i in range(3):
+        out = gen.output_ids[i]
+        assert len(per_sample[i]) == len(out) == states[i].tokens > 0
+        full = torch.cat([ids, torch.tensor([out])], dim=1)
+        with torch.inference_mode():
+            logits = engine.model(input_ids=full).logits[0, ids.shape[1] - 1 : -1].double()
+        logp = torch.log_softmax(logits, dim=-1)
+        want_conf = -logp.topk(k, dim=-1).values.mean(dim=-1)
+        want_lp = logp[torch.arange(len(out)), torch.tensor(out)]
+        got = torch.tensor(per_sample[i], dtype=torch.float64)
+        torch.testing.assert_close(got[:, 0], want_conf, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(got[:, 1], want_lp, atol=1e-4, rtol=1e-4)
+        assert (got[:, 1] <= 0).all() and (got[:, 0] >= 0).all()
+    plain = engine.generate(GenerationRequest(prompt, n=1, max_tokens=5, seed=1))
+    assert all(ev.stats is None for ev in run(_collect(plain))[0])

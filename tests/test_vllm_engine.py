@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleState
+from aimo_submit.engines.base import FinishReason, GenerationRequest, SampleState, TokenStats
 from aimo_submit.engines.vllm_engine import (
     GIB,
     L4_BYTES,
     MIB,
     QWEN25_14B,
     WEIGHT_FORMATS,
+    PromptTokens,
     ReplicaRouter,
     SampleTracker,
     VLLMEngine,
@@ -36,6 +37,7 @@ from aimo_submit.engines.vllm_engine import (
     sample_request_ids,
     sample_seeds,
     sampling_kwargs,
+    token_stats,
     weight_bytes,
 )
 
@@ -200,6 +202,7 @@ class Completion:
     finish_reason: str | None = None
     index: int = 0
     stop_reason: int | str | None = None
+    logprobs: Any = None
 
 
 @dataclass
@@ -311,9 +314,11 @@ class _ScriptedClient:
         self.script, self.hang = script, hang
         self.aborted: list[str] = []
         self.submitted: list[tuple[str, Any]] = []
+        self.prompts: list[tuple[Any, str]] = []
 
-    async def generate(self, prompt: str, params: Any, request_id: str, **kw: Any):
+    async def generate(self, prompt: Any, params: Any, request_id: str, **kw: Any):
         self.submitted.append((request_id, params))
+        self.prompts.append((prompt, request_id))
         i = int(request_id.rsplit("-", 1)[1])
         try:
             for out in self.script.get(i, []):
@@ -326,11 +331,32 @@ class _ScriptedClient:
             raise
 
 
+class _CharTokenizer:
+    """One token per character (id = code point): encodings are easy to state in tests."""
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def encode(self, text: str) -> list[int]:
+        self.encoded.append(text)
+        return [ord(c) for c in text]
+
+    @staticmethod
+    def decode(ids: Any) -> str:
+        return "".join(chr(i) for i in ids)
+
+
+def _char_prompts(tok: _CharTokenizer | None = None) -> PromptTokens:
+    tok = tok or _CharTokenizer()
+    return PromptTokens(tok.encode, tok.decode)
+
+
 def _engine_with(client: _ScriptedClient) -> VLLMEngine:
     from aimo_submit.engines.vllm_engine import _Replica
 
     eng = VLLMEngine("/m", sampling_extra={"min_p": 0.05})
     eng._replicas = [_Replica(client)]
+    eng._prompts = _char_prompts()
     eng._sampling_params = lambda **kw: kw
     eng._delta_kind = "DELTA"
     return eng
@@ -471,3 +497,157 @@ def test_gpu_stream_stop_and_abort(tmp_path: Path) -> None:
         assert states[i].finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
         assert states[i].tokens > 0
 
+
+
+# --------------------------------------------------------------------------------------------
+# Prompt tokenised once; continuations reuse the prefix's ids
+# --------------------------------------------------------------------------------------------
+
+
+def test_prompt_tokens_tokenise_once_and_extend() -> None:
+    tok = _CharTokenizer()
+    cache = _char_prompts(tok)
+    assert cache.ids("PROMPT") == [ord(c) for c in "PROMPT"]
+    assert cache.ids("PROMPT") == [ord(c) for c in "PROMPT"]
+    assert tok.encoded == ["PROMPT"]  # the second call tokenised nothing
+    # a sample generated "ab```output" with exact ids; the continuation adds the tool output
+    cache.remember("PROMPT", cache.ids("PROMPT"), "ab```output", [ord(c) for c in "ab```output"])
+    ids = cache.ids("PROMPT" + "ab```output" + "\n4\n")
+    assert ids == [ord(c) for c in "PROMPTab```output\n4\n"]
+    assert tok.encoded[-1] == "\n4\n"  # only the new tail was tokenised
+
+
+def test_prompt_tokens_distrust_generated_ids_that_do_not_decode_to_the_text() -> None:
+    tok = _CharTokenizer()
+    cache = _char_prompts(tok)
+    base = cache.ids("P")
+    # the stop string ended inside the last token (id 999 decodes to a char not in the text),
+    # and an end-of-sequence id follows: both are dropped, the rest of the text re-tokenised
+    cache.remember("P", base, "xyz", [ord("x"), ord("y"), 999, 998])
+    assert cache.ids("Pxyz!") == [ord(c) for c in "Pxyz!"]
+    assert tok.encoded[-1] == "z!"
+    # generated ids that match nothing: back to the prompt's ids, the rest tokenised
+    cache.remember("Q", cache.ids("Q"), "abc", [1, 2, 3, 4, 5, 6, 7])
+    assert cache.ids("Qabcd") == [ord(c) for c in "Qabcd"] and tok.encoded[-1] == "abcd"
+
+
+def test_prompt_tokens_memory_is_bounded_and_longest_prefix_wins() -> None:
+    tok = _CharTokenizer()
+    cache = PromptTokens(tok.encode, tok.decode, memory=2)
+    cache.ids("ab")
+    cache.ids("abcd")
+    cache.ids("abcdef")
+    assert tok.encoded == ["ab", "cd", "ef"]
+    assert len(cache._entries) == 2 and "ab" not in cache._entries
+
+
+def test_generation_submits_one_token_list_for_all_samples_and_reuses_it() -> None:
+    async def main() -> tuple[_ScriptedClient, _CharTokenizer, list[Any]]:
+        script = {0: [Output("x-0", [Completion("ok```output", [ord(c) for c in "ok```output"],
+                                                "stop")], finished=True)]}
+        client = _ScriptedClient(script, hang=set())
+        eng = _engine_with(client)
+        tok = _CharTokenizer()
+        eng._prompts = _char_prompts(tok)
+        async for _ in eng.generate(GenerationRequest("PROMPT", n=4, max_tokens=8)):
+            pass
+        async for _ in eng.generate(GenerationRequest("PROMPTok```output\n1\n", n=1)):
+            pass
+        return client, tok, [p for p, _ in client.prompts]
+
+    client, tok, prompts = asyncio.run(main())
+    assert tok.encoded == ["PROMPT", "\n1\n"]
+    first = prompts[:4]
+    ids = first[0]["prompt_token_ids"]
+    assert all(p["prompt_token_ids"] is ids for p in first)  # one list for the 4 samples
+    assert first[0] == {"prompt_token_ids": [ord(c) for c in "PROMPT"]}
+    assert prompts[4]["prompt_token_ids"] == [ord(c) for c in "PROMPTok```output\n1\n"]
+
+
+def test_untokenisable_prompt_fails_its_samples_not_the_caller() -> None:
+    async def main() -> list[Any]:
+        eng = _engine_with(_ScriptedClient({}, set()))
+        return [ev async for ev in eng.generate(GenerationRequest("", n=2))]
+
+    events = asyncio.run(main())
+    assert [e.finish_reason for e in events] == [FinishReason.ERROR] * 2
+    assert "empty prompt" in (events[0].error or "")
+
+
+# --------------------------------------------------------------------------------------------
+# Token statistics from vLLM logprobs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Logprob:
+    """Shaped like vllm.logprobs.Logprob."""
+
+    logprob: float
+    rank: int | None
+    decoded_token: str | None = None
+
+
+@dataclass
+class _Flat:
+    """Shaped like vllm.logprobs.FlatLogprobs (the fields we read)."""
+
+    start_indices: list[int] = field(default_factory=list)
+    end_indices: list[int] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    ranks: list[int | None] = field(default_factory=list)
+
+    def add(self, entries: list[tuple[int, float, int]]) -> _Flat:
+        self.start_indices.append(len(self.logprobs))
+        for tid, lp, rank in entries:
+            self.token_ids.append(tid)
+            self.logprobs.append(lp)
+            self.ranks.append(rank)
+        self.end_indices.append(len(self.logprobs))
+        return self
+
+    def __len__(self) -> int:
+        return len(self.start_indices)
+
+
+def test_token_stats_flat_and_dict_layouts_agree_with_the_formula() -> None:
+    # position 0: sampled token 7 is the top-1 (listed first as sampled, then again as rank 1)
+    # position 1: sampled token 9 is rank 4, outside the top-3
+    pos0 = [(7, -0.1, 1), (7, -0.1, 1), (3, -2.5, 2), (5, -3.0, 3)]
+    pos1 = [(9, -4.0, 4), (1, -0.5, 1), (2, -1.5, 2), (4, -2.0, 3)]
+    flat = _Flat().add(pos0).add(pos1)
+    dicts = [{tid: _Logprob(lp, r) for tid, lp, r in pos} for pos in (pos0, pos1)]
+    want = TokenStats((-(-0.1 - 2.5 - 3.0) / 3, -(-0.5 - 1.5 - 2.0) / 3), (-0.1, -4.0))
+    for layout in (flat, dicts):
+        got = token_stats(layout, [7, 9], 3)
+        assert got.logprob == want.logprob
+        assert got.confidence == pytest.approx(want.confidence)
+    assert token_stats(flat, [7, 9], 3, start=1).logprob == (-4.0,)
+    with pytest.raises(ValueError):
+        token_stats(flat, [8, 9], 3)  # sampled token missing from its position
+
+
+def test_tracker_attaches_token_stats_per_event() -> None:
+    t = SampleTracker(0, "g-0", logprobs=2)
+    out1 = Completion("ab", [1, 2], logprobs=_Flat().add([(1, -0.2, 1), (5, -1.0, 2)])
+                      .add([(2, -1.0, 2), (6, -0.3, 1), (2, -1.0, 2)]))
+    out2 = Completion("c", [3], "length", logprobs=_Flat().add([(3, -0.7, 1), (4, -0.9, 2)]))
+    ev1 = t.events(Output("g-0", [out1]))[0]
+    ev2 = t.events(Output("g-0", [out2], finished=True))[0]
+    assert ev1.stats is not None and len(ev1.stats) == 2 and ev1.stats.logprob == (-0.2, -1.0)
+    assert ev1.stats.confidence == pytest.approx((0.6, 0.65))
+    assert ev2.stats is not None and ev2.stats.logprob == (-0.7,) and ev2.finished
+    assert list(t.token_ids) == [1, 2, 3]
+    plain = SampleTracker(1, "g-1")  # logprobs not asked: no stats even if present
+    assert plain.events(Output("g-1", [out1]))[0].stats is None
+
+
+def test_sampling_kwargs_ask_for_flat_logprobs_only_when_requested() -> None:
+    assert "logprobs" not in sampling_kwargs(GenerationRequest("p"), 0)
+    kw = sampling_kwargs(GenerationRequest("p", logprobs=5), 0)
+    assert kw["logprobs"] == 5 and kw["flat_logprobs"] is True
+    with pytest.raises(ValueError):
+        GenerationRequest("p", logprobs=-1)
+    with pytest.raises(ValueError):
+        GenerationRequest("p", logprobs=21)

@@ -275,3 +275,34 @@ def test_unbeatable_is_not_overly_cautious() -> None:
             for future in itertools.product([1, 2, 3, 4], repeat=outstanding)
         )
         assert should_stop(t, outstanding, agree=99).stop is not can_change, (answers, outstanding)
+
+
+def test_unbeatable_with_per_sample_bounds_is_sound() -> None:
+    """Confidence-weighted votes: each outstanding sample can still add at most its own bound.
+    Whenever that says stop, no future (any answer, any weight up to the bound) changes the
+    leader; and a bound sum below the plain one stops at least as often."""
+    rng = random.Random(13)
+    stopped = 0
+    for _ in range(300):
+        n = rng.randint(1, 6)
+        answers = [rng.choice([1, 2, 3]) for _ in range(n)]
+        weights = [round(rng.uniform(0.1, 1.0), 2) for _ in range(n)]
+        bounds = [round(rng.uniform(0.0, 1.0), 2) for _ in range(rng.randint(1, 3))]
+        t = tally(answers, weights)
+        decision = should_stop(t, len(bounds), agree=99, outstanding_weight=sum(bounds))
+        plain = should_stop(t, len(bounds), agree=99, max_weight_per_sample=1.0)
+        assert decision.stop or not plain.stop
+        if decision.reason != "unbeatable":
+            continue
+        stopped += 1
+        choices = [[(a, w * b) for a in (1, 2, 3, 4, None) for w in (0.0, 0.5, 1.0)]
+                   for b in bounds]
+        for future in itertools.product(*choices):
+            after = tally(answers + [a for a, _ in future], weights + [w for _, w in future])
+            assert after.leader() == decision.answer, (answers, weights, bounds, future)
+    assert stopped > 30
+
+
+def test_outstanding_weight_must_be_finite() -> None:
+    with pytest.raises(ValueError):
+        should_stop(tally([1]), 1, agree=9, outstanding_weight=float("inf"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -40,6 +40,10 @@ class GenerationRequest:
     top_p: float = 1.0
     seed: int | None = None
     include_stop: bool = True
+    # -- token statistics (confidence signals; see TokenStats) --------------------------------
+    logprobs: int = 0
+    """Top-k log-probabilities per generated token for ``SampleEvent.stats`` (0: off, the
+    default, since vLLM's per-token logprob output costs front-end CPU)."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -48,6 +52,57 @@ class GenerationRequest:
             raise ValueError(f"GenerationRequest.max_tokens must be >= 1, got {self.max_tokens}")
         if self.temperature < 0:
             raise ValueError(f"GenerationRequest.temperature must be >= 0, got {self.temperature}")
+        if not 0 <= self.logprobs <= MAX_LOGPROBS:
+            raise ValueError(
+                f"GenerationRequest.logprobs must be in 0..{MAX_LOGPROBS}, got {self.logprobs}"
+            )
+
+
+MAX_LOGPROBS = 20
+"""Largest top-k a request may ask for (vLLM's default ``max_logprobs``)."""
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """Per-token statistics of the tokens that one ``SampleEvent`` adds, computed in the engine.
+
+    Both tuples have one entry per new token, in generation order, so ``len(confidence)`` is
+    the event's token increase. They are what confidence-aware selection needs (DeepConf,
+    Fu et al. 2025) and nothing more: the engine reduces the top-k log-probabilities to two
+    floats a token, so no per-token dictionaries or vocab-sized arrays travel with events.
+
+    * ``confidence``: token confidence ``C_t = -(1/k) * sum_{j=1..k} log p_t(j)``, where
+      ``log p_t(1..k)`` are the ``k`` (``GenerationRequest.logprobs``) largest log-probabilities
+      of the model's next-token distribution at step ``t``. High when the distribution is
+      peaked (the top-1 log-probability is near 0 and the others very negative), low when it is
+      flat. Group or tail confidence is the mean of ``C_t`` over a window of tokens.
+    * ``logprob``: ``log p_t(x_t)`` of the token actually sampled (<= 0); its negative sum is
+      the sample's negative log-likelihood.
+
+    Log-probabilities are of the model's raw distribution (before temperature and top-p), as
+    vLLM reports them by default; both engines follow that rule, so the values agree between
+    backends. A consumer that keeps a sample's history appends the tuples (two floats a token).
+    """
+
+    confidence: tuple[float, ...]
+    logprob: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.confidence) != len(self.logprob):
+            raise ValueError("TokenStats.confidence and .logprob must have equal lengths")
+
+    def __len__(self) -> int:
+        return len(self.confidence)
+
+    def __add__(self, other: TokenStats) -> TokenStats:
+        return TokenStats(self.confidence + other.confidence, self.logprob + other.logprob)
+
+
+def token_confidence(top_logprobs: Sequence[float]) -> float:
+    """DeepConf token confidence ``-(1/k) * sum(top_logprobs)`` of one step's top-k values."""
+    if not top_logprobs:
+        raise ValueError("token_confidence needs at least one log-probability")
+    return -sum(top_logprobs) / len(top_logprobs)
 
 
 @dataclass(frozen=True)
@@ -65,6 +120,10 @@ class SampleEvent:
     finished: bool = False
     finish_reason: FinishReason | None = None
     error: str | None = None
+    stats: TokenStats | None = None
+    """Statistics of the tokens this event adds; None unless the request asked for
+    ``logprobs``. An event may add tokens with no text (held back by the detokenizer) or text
+    with no tokens (a final flush), so ``len(stats)`` follows ``tokens``, not ``delta``."""
 
 
 @dataclass

@@ -33,12 +33,14 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 
+from aimo_submit.confidence import ConfidenceBlocks
 from aimo_submit.engines.base import (
     Engine,
     FinishReason,
     Generation,
     GenerationRequest,
     SampleEvent,
+    TokenStats,
 )
 from aimo_submit.hardware import (  # re-exported: they lived here before hardware.py
     HARDWARE_PRESETS,
@@ -76,7 +78,8 @@ _FILLER = "."
 class _Seq:
     """One sample being decoded."""
 
-    __slots__ = ("boundary", "final_text", "gen", "index", "progress", "reason", "state", "target")
+    __slots__ = ("boundary", "conf", "final_text", "gen", "index", "progress", "reason", "sent",
+                 "state", "target")
 
     def __init__(self, gen: ReplayGeneration, index: int, target: int, reason: FinishReason,
                  final_text: str, chunk: int) -> None:
@@ -88,6 +91,23 @@ class _Seq:
         self.progress = 0.0
         self.boundary = min(chunk, target)
         self.state = "pending"  # pending (prefill) -> running -> done
+        self.conf: ConfidenceBlocks | None = None
+        """The trace's recorded confidence series, streamed when the request asks for
+        log-probabilities (issue 16); None: events carry no token statistics."""
+        self.sent = 0
+        """Tokens whose statistics have been sent."""
+
+    def event(self, delta: str, tokens: int, reason: FinishReason | None = None) -> SampleEvent:
+        """The next event up to ``tokens``, with the recorded statistics of its new tokens."""
+        stats = None
+        if self.conf is not None and tokens > self.sent:
+            conf = self.conf.values("topk", self.sent, tokens)
+            logp = self.conf.values("logprob", self.sent, tokens)
+            if conf and len(conf) == len(logp):
+                stats = TokenStats(conf, logp)
+            self.sent = tokens
+        return SampleEvent(self.index, delta, tokens, finished=reason is not None,
+                           finish_reason=reason, stats=stats)
 
 
 class ReplayGeneration(Generation):
@@ -213,9 +233,13 @@ class ReplayEngine(Engine):
         limit = request.max_tokens
         if sample.finished and sample.tokens <= limit:
             box = "" if sample.answer_text is None else f"\n\\boxed{{{sample.answer_text}}}"
-            return _Seq(gen, i, max(1, sample.tokens), FinishReason.STOP, box, self.chunk_tokens)
-        target = max(1, min(sample.tokens, limit))
-        return _Seq(gen, i, target, FinishReason.LENGTH, "", self.chunk_tokens)
+            seq = _Seq(gen, i, max(1, sample.tokens), FinishReason.STOP, box, self.chunk_tokens)
+        else:
+            target = max(1, min(sample.tokens, limit))
+            seq = _Seq(gen, i, target, FinishReason.LENGTH, "", self.chunk_tokens)
+        if request.logprobs > 0:
+            seq.conf = sample.confidence
+        return seq
 
     def _now(self) -> float:
         assert self._loop is not None
@@ -254,7 +278,7 @@ class ReplayEngine(Engine):
         self._sync(now)
         if self.heartbeat_s is not None and now + _EPS >= self._last_emit + self.heartbeat_s:
             for seq in self._running:
-                seq.gen._push(SampleEvent(seq.index, "", int(seq.progress)))
+                seq.gen._push(seq.event("", int(seq.progress)))
             self._last_emit = now
         still: list[_Seq] = []
         for seq in self._running:
@@ -266,7 +290,7 @@ class ReplayEngine(Engine):
             if stop >= seq.target:
                 self._finish(seq, seq.reason, seq.target, _FILLER + seq.final_text)
             else:
-                seq.gen._push(SampleEvent(seq.index, _FILLER, stop))
+                seq.gen._push(seq.event(_FILLER, stop))
                 self._last_emit = self._last
                 seq.boundary = min(seq.boundary + self.chunk_tokens, seq.target)
                 still.append(seq)
@@ -288,7 +312,7 @@ class ReplayEngine(Engine):
     def _finish(self, seq: _Seq, reason: FinishReason, tokens: int, delta: str) -> None:
         seq.state = "done"
         self.generated_tokens += tokens
-        seq.gen._push(SampleEvent(seq.index, delta, tokens, finished=True, finish_reason=reason))
+        seq.gen._push(seq.event(delta, tokens, reason))
 
     def _cancel(self, seq: _Seq) -> None:
         if seq.state == "done":

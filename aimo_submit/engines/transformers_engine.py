@@ -32,9 +32,16 @@ from aimo_submit.engines.base import (
     Generation,
     GenerationRequest,
     SampleEvent,
+    TokenStats,
 )
 
 _REPLACEMENT = "\ufffd"
+
+_LOAD_LOCK = threading.Lock()
+"""One model load at a time in a process: ``from_pretrained`` sets process-wide state while it
+builds a model (its empty-weights init, lazy imports), so two loads in two threads (a closed
+submission's load still running while the next one starts) can leave one model's weights on
+the meta device."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,6 +179,8 @@ class _Row:
         self.tokens = 0
         self.emitted = 0  # characters of detok.text already sent
         self.finished = False
+        self.confidence: list[float] = []  # TokenStats of tokens not yet sent in an event
+        self.logprob: list[float] = []
 
     def event(
         self,
@@ -185,6 +194,10 @@ class _Row:
         self.emitted = end
         if reason is not None:
             self.finished = True
+        stats = None
+        if self.confidence:
+            stats = TokenStats(tuple(self.confidence), tuple(self.logprob))
+            self.confidence, self.logprob = [], []
         return SampleEvent(
             index=self.index,
             delta=delta,
@@ -192,6 +205,7 @@ class _Row:
             finished=reason is not None,
             finish_reason=reason,
             error=error,
+            stats=stats,
         )
 
 
@@ -398,6 +412,9 @@ class TransformersEngine(Engine):
         self._logits_kw: dict[str, int] = {}
         # Fast tokenizers raise "Already borrowed" when one instance is used from two threads.
         self._tok_lock = threading.Lock()
+        self._loading: threading.Event | None = None
+        """Set when this engine's load thread has ended; ``close`` waits for it, because a
+        cancelled ``start`` does not stop the thread."""
         self._slots = threading.Condition()
         self._active = 0
         self._waiting: collections.deque[_Control] = collections.deque()
@@ -435,7 +452,15 @@ class TransformersEngine(Engine):
             return
         if not self.model_path.exists():
             raise FileNotFoundError(f"model path does not exist: {self.model_path}")
-        await asyncio.to_thread(self._load)
+        self._loading = done = threading.Event()
+        await asyncio.to_thread(self._load_once, done)
+
+    def _load_once(self, done: threading.Event) -> None:
+        try:
+            with _LOAD_LOCK:
+                self._load()
+        finally:
+            done.set()
 
     def _load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -446,9 +471,9 @@ class TransformersEngine(Engine):
             # PyTorch's cuDNN attention builds a graph per new key length, i.e. at every decode
             # step: measured 20 vs 280 steps/s on an H100. Process-wide, but so is the GPU.
             torch.backends.cuda.enable_cudnn_sdp(False)
-        tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
         # A one-device map loads the weights straight onto the GPU (no full copy in host RAM).
         placement = {"device_map": {"": str(self.device)}} if self.device.type == "cuda" else {}
+        tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
         model = AutoModelForCausalLM.from_pretrained(
             str(self.model_path), dtype=self.dtype, **placement
         )
@@ -480,6 +505,8 @@ class TransformersEngine(Engine):
         for thread in list(self._threads):
             if thread.is_alive():
                 await asyncio.to_thread(thread.join, 30.0)
+        if self._loading is not None and not self._loading.is_set():
+            await asyncio.to_thread(self._loading.wait, 60.0)
         if self._model is None:
             return
         self._model = self._tokenizer = None
@@ -650,7 +677,13 @@ class TransformersEngine(Engine):
                 send(events)
                 if not active:
                     return
-                next_ids = self._sample(logits, request, [rngs[r.index] for r in active]).tolist()
+                picked = self._sample(logits, request, [rngs[r.index] for r in active])
+                if request.logprobs:
+                    conf, chosen = self._token_stats(logits, picked, request.logprobs)
+                    for r, c, lp in zip(active, conf, chosen, strict=True):
+                        r.confidence.append(c)
+                        r.logprob.append(lp)
+                next_ids = picked.tolist()
                 for r, tok in zip(active, next_ids, strict=True):
                     ev = self._step_row(r, int(tok), request, limit, control)
                     if ev is not None:
@@ -687,6 +720,18 @@ class TransformersEngine(Engine):
         index = torch.tensor(keep, device=self.device)
         cache.batch_select_indices(index)
         return [active[j] for j in keep], rows[index], events
+
+    @staticmethod
+    def _token_stats(
+        logits: torch.Tensor, picked: torch.Tensor, k: int
+    ) -> tuple[list[float], list[float]]:
+        """Per row: DeepConf confidence ``-mean(top-k log-probs)`` and the picked token's
+        log-prob, both of the raw distribution (no temperature or top-p), as vLLM reports."""
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        top = logp.topk(min(k, logp.shape[-1]), dim=-1).values
+        conf = (-top.mean(dim=-1)).tolist()
+        chosen = logp.gather(1, picked.view(-1, 1)).squeeze(1).tolist()
+        return conf, chosen
 
     @staticmethod
     def _sample(

@@ -6,6 +6,14 @@ Why it is built this way:
   request with ``SamplingParams(n=...)``: vLLM aborts a parent ``n`` request only as a whole,
   while early stopping must abort single samples, and per-sample requests also stream and finish
   independently. The shared prompt costs nothing extra: prefix caching computes it once.
+* **The prompt is tokenised once** per generation (``PromptTokens``) and its ids are submitted
+  for all n samples: vLLM then skips its own per-request tokenisation. A TIR continuation's
+  prompt starts with an earlier prompt plus a sample's text; the ids of that prefix are reused
+  (the sample's own generated ids where they decode back to its text), so only the new tail is
+  tokenised and the prefix is an exact prefix-cache hit.
+* **Token statistics** (``GenerationRequest.logprobs = k``): vLLM returns the top-k
+  log-probabilities in its flat layout (``flat_logprobs``, few Python objects) and
+  ``SampleTracker`` reduces each token to the two floats of ``TokenStats`` at once.
 * **Streaming** uses ``RequestOutputKind.DELTA``: each output carries the new text and token ids
   only, so a 32k-token sample is never re-sent whole (``SampleTracker`` also accepts cumulative
   outputs and diffs them). vLLM holds back text that could still become a stop string.
@@ -65,6 +73,7 @@ Kaggle (``bench/bench_vllm.py``), since PCIe all-reduce speed on Kaggle's hosts 
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import contextlib
@@ -74,7 +83,7 @@ import os
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +94,7 @@ from aimo_submit.engines.base import (
     Generation,
     GenerationRequest,
     SampleEvent,
+    TokenStats,
 )
 
 GIB = 1 << 30
@@ -448,7 +458,123 @@ def sampling_kwargs(request: GenerationRequest, index: int) -> dict[str, Any]:
         stop=list(request.stop) or None,
         include_stop_str_in_output=request.include_stop,
         skip_special_tokens=True,
+        **({"logprobs": request.logprobs, "flat_logprobs": True} if request.logprobs else {}),
     )
+
+
+def token_stats(logprobs: Any, token_ids: Sequence[int], k: int, start: int = 0) -> TokenStats:
+    """``TokenStats`` of positions ``start..`` of a vLLM sample's logprobs.
+
+    ``logprobs`` is vLLM's ``FlatLogprobs`` (flat lists with per-position index ranges) or a
+    list of ``{token_id: Logprob}`` dicts; each position holds the sampled token (any rank) and
+    the top ``k`` (ranks 1..k), the sampled one possibly twice in the flat layout.
+    """
+    conf: list[float] = []
+    chosen: list[float] = []
+    flat = hasattr(logprobs, "start_indices")
+    for p in range(start, len(logprobs)):
+        if flat:
+            lo, hi = logprobs.start_indices[p], logprobs.end_indices[p]
+            entries = zip(logprobs.token_ids[lo:hi], logprobs.logprobs[lo:hi],
+                          logprobs.ranks[lo:hi], strict=True)
+        else:
+            entries = ((tid, lp.logprob, lp.rank) for tid, lp in logprobs[p].items())
+        sampled = token_ids[p]
+        top: dict[int, float] = {}
+        mine: float | None = None
+        for tid, value, rank in entries:
+            if tid == sampled and mine is None:
+                mine = value
+            if rank is not None and rank <= k:
+                top[tid] = value
+        if mine is None or not top:
+            raise ValueError(f"logprobs of position {p} lack the sampled token or the top-k")
+        conf.append(-sum(top.values()) / len(top))
+        chosen.append(mine)
+    return TokenStats(tuple(conf), tuple(chosen))
+
+
+class PromptTokens:
+    """Token ids of prompt texts: each prompt is tokenised once, continuations only in part.
+
+    ``ids(text)`` starts from the longest remembered text that prefixes ``text`` (a prompt,
+    or a prompt plus a sample's generated text registered by ``remember``) and tokenises only
+    the rest, without special tokens (the chat template already wrote them, as the
+    transformers engine assumes too). A generated text's ids are used only if they decode back
+    to exactly that text (a stop string can end inside a token, special tokens are hidden in
+    the text); otherwise the last few tokens are dropped until they do, and the remainder is
+    tokenised. Splitting the tokenisation at a prompt boundary can differ from tokenising the
+    whole string at a merge across the boundary; the model sees a valid encoding either way.
+    Bounded: the ``memory`` most recent texts are kept (ids as 4-byte arrays).
+    """
+
+    def __init__(self, encode: Callable[[str], Sequence[int]],
+                 decode: Callable[[Sequence[int]], str], memory: int = 256) -> None:
+        self.encode = encode
+        self.decode = decode
+        self.memory = memory
+        self._entries: collections.OrderedDict[str, tuple[array.array, int, int]] = (
+            collections.OrderedDict())
+        """text -> (ids, n, chars): ids[:n] encode text[:chars]; ids[n:] are generated ids
+        not yet checked against text[chars:]."""
+        self.tokenised_chars = 0
+        """Characters passed to ``encode`` (the work this cache does not save)."""
+
+    def _longest_prefix(self, text: str) -> str | None:
+        best: str | None = None
+        for key in self._entries:
+            n = len(key)
+            if n > len(text) or (best is not None and n <= len(best)):
+                continue
+            if text[max(0, n - 64):n] == key[-64:] and text.startswith(key):
+                best = key
+        return best
+
+    def _checked(self, key: str) -> tuple[array.array, int]:
+        """The entry's ids cut to what provably encodes a prefix of ``key``, and its length."""
+        ids, n, chars = self._entries[key]
+        if n < len(ids):
+            tail, generated = key[chars:], ids[n:]
+            for cut in range(len(generated), max(0, len(generated) - 4) - 1, -1):
+                piece = self.decode(generated[:cut]) if cut else ""
+                if tail.startswith(piece):
+                    ids, chars = ids[:n + cut], chars + len(piece)
+                    break
+            else:
+                ids = ids[:n]
+            self._entries[key] = (ids, len(ids), chars)
+        return ids, chars
+
+    def ids(self, text: str) -> list[int]:
+        """Token ids of ``text``; remembered for later continuations of it."""
+        key = self._longest_prefix(text) if self._entries else None
+        if key is None:
+            out, chars = [], 0
+        else:
+            self._entries.move_to_end(key)
+            base, chars = self._checked(key)
+            out = base.tolist()
+        if chars < len(text):
+            out.extend(self.encode(text[chars:]))
+            self.tokenised_chars += len(text) - chars
+        self._put(text, array.array("i", out), len(out), len(text))
+        return out
+
+    def remember(self, prompt: str, prompt_ids: Sequence[int], text: str,
+                 generated_ids: Sequence[int]) -> None:
+        """Register ``prompt + text`` (a sample's prompt and output) for continuations."""
+        if not text or not generated_ids:
+            return
+        ids = array.array("i", prompt_ids)
+        n = len(ids)
+        ids.extend(generated_ids)
+        self._put(prompt + text, ids, n, len(prompt))
+
+    def _put(self, text: str, ids: array.array, n: int, chars: int) -> None:
+        self._entries[text] = (ids, n, chars)
+        self._entries.move_to_end(text)
+        while len(self._entries) > self.memory:
+            self._entries.popitem(last=False)
 
 
 @dataclass
@@ -458,9 +584,13 @@ class SampleTracker:
     index: int
     request_id: str
     cumulative: bool = False
+    logprobs: int = 0
+    """Top-k of the request: > 0 turns each output's logprobs into ``TokenStats``."""
     tokens: int = 0
     finished: bool = False
     chunks: list[str] = field(default_factory=list)
+    token_ids: array.array = field(default_factory=lambda: array.array("i"))
+    """The sample's generated ids (4 bytes each), for ``PromptTokens.remember``."""
     _text_len: int = 0
 
     @property
@@ -477,9 +607,17 @@ class SampleTracker:
             delta = text[self._text_len :]
             self._text_len = len(text)
             tokens = max(self.tokens, len(ids))
+            first = self.tokens  # position of the first new token in ``ids``
         else:
             delta = text
             tokens = self.tokens + len(ids)
+            first = 0
+        new_ids = ids[first:] if first else ids
+        if new_ids:
+            self.token_ids.extend(new_ids)
+        stats = None
+        if self.logprobs and new_ids and getattr(completion, "logprobs", None) is not None:
+            stats = token_stats(completion.logprobs, ids, self.logprobs, first)
         reason = map_finish_reason(getattr(completion, "finish_reason", None))
         error = None
         if reason is None and request_finished:
@@ -491,9 +629,9 @@ class SampleTracker:
         if delta:
             self.chunks.append(delta)
         if reason is None:
-            return SampleEvent(self.index, delta, tokens) if changed else None
+            return SampleEvent(self.index, delta, tokens, stats=stats) if changed else None
         self.finished = True
-        return SampleEvent(self.index, delta, tokens, True, reason, error)
+        return SampleEvent(self.index, delta, tokens, True, reason, error, stats)
 
     def events(self, output: Any) -> list[SampleEvent]:
         """Events of one ``RequestOutput`` (one completion, since every request has n=1)."""
@@ -621,7 +759,10 @@ class VLLMGeneration(Generation):
         self.request = request
         self._engine = engine
         self.request_ids = sample_request_ids(generation_id, request.n)
-        self.trackers = [SampleTracker(i, rid) for i, rid in enumerate(self.request_ids)]
+        self.trackers = [SampleTracker(i, rid, logprobs=request.logprobs)
+                         for i, rid in enumerate(self.request_ids)]
+        self.prompt_ids: list[int] | None = None
+        """The prompt's token ids, computed once in ``_start`` and shared by every sample."""
         self.replicas: list[int | None] = [None] * request.n
         self._tasks: list[asyncio.Task[None] | None] = [None] * request.n
         self._queue: asyncio.Queue[SampleEvent] = asyncio.Queue()
@@ -636,6 +777,16 @@ class VLLMGeneration(Generation):
         if self._started:
             return
         self._started = True
+        if all(t.finished for t in self.trackers):
+            return
+        try:
+            self.prompt_ids = self._engine._prompt_ids(self.request.prompt)
+        except Exception as exc:  # noqa: BLE001 - a bad prompt fails its samples, not the run
+            for tracker in self.trackers:
+                if not tracker.finished:
+                    self._put(tracker.finish(FinishReason.ERROR,
+                                             f"tokenising the prompt: {type(exc).__name__}: {exc}"))
+            return
         for i, tracker in enumerate(self.trackers):
             if tracker.finished:  # cancelled before the loop ran
                 continue
@@ -646,7 +797,8 @@ class VLLMGeneration(Generation):
         replica = self._engine._router.acquire(self.request.prompt)
         self.replicas[i] = replica
         try:
-            stream = self._engine._submit(self.request, i, self.request_ids[i], replica)
+            stream = self._engine._submit(self.request, i, self.request_ids[i], replica,
+                                          self.prompt_ids)
             async for output in stream:
                 for event in tracker.events(output):
                     self._put(event)
@@ -661,6 +813,9 @@ class VLLMGeneration(Generation):
                 self._put(tracker.finish(FinishReason.CANCELLED))
             elif tracker.tokens:
                 self._engine._router.remember(self.request.prompt + tracker.text, replica)
+                if self.prompt_ids is not None and tracker.text:
+                    self._engine._prompt_tokens().remember(
+                        self.request.prompt, self.prompt_ids, tracker.text, tracker.token_ids)
 
     def _put(self, event: SampleEvent) -> None:
         if event.finished:
@@ -733,6 +888,7 @@ class VLLMEngine(Engine):
         self._clients: list[Any] = []
         self._router = ReplicaRouter(settings.n_replicas, settings.affinity_slack)
         self._tokenizer: Any = None
+        self._prompts: PromptTokens | None = None
         self._sampling_params: Any = None
         self._delta_kind: Any = None
         self._ids = itertools.count()
@@ -808,12 +964,34 @@ class VLLMEngine(Engine):
         kw = {**sampling_kwargs(request, index), **self.settings.sampling_extra}
         return self._sampling_params(**kw, output_kind=self._delta_kind)
 
+    def _prompt_tokens(self) -> PromptTokens:
+        """The engine's prompt-id cache, on the model's own tokenizer."""
+        if self._prompts is None:
+            tok = self.tokenizer
+            self._prompts = PromptTokens(
+                lambda text: tok.encode(text, add_special_tokens=False),
+                lambda ids: tok.decode(ids, skip_special_tokens=False,
+                                       clean_up_tokenization_spaces=False),
+            )
+        return self._prompts
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        """Token ids of a request's prompt: tokenised here once, not by vLLM per sample."""
+        if not prompt:
+            raise ValueError("empty prompt")
+        ids = self._prompt_tokens().ids(prompt)
+        if len(ids) >= self.settings.max_model_len:
+            raise ValueError(f"prompt of {len(ids)} tokens >= max_model_len "
+                             f"{self.settings.max_model_len}")
+        return ids
+
     def _submit(self, request: GenerationRequest, index: int, request_id: str,
-                replica: int) -> AsyncIterator[Any]:
+                replica: int, prompt_ids: list[int] | None = None) -> AsyncIterator[Any]:
         rep = self._replicas[replica]
         kwargs = {} if rep.dp_rank is None else {"data_parallel_rank": rep.dp_rank}
         self.stats["requests"] += 1
-        return rep.client.generate(request.prompt, self.sampling_params(request, index),
+        prompt: Any = request.prompt if prompt_ids is None else {"prompt_token_ids": prompt_ids}
+        return rep.client.generate(prompt, self.sampling_params(request, index),
                                    request_id, **kwargs)
 
     def _count(self, event: SampleEvent) -> None:
@@ -842,7 +1020,7 @@ def model_shape_from_config(path: str | os.PathLike[str]) -> ModelShape:
 
 __all__: Sequence[str] = (
     "KV_BYTES", "L4_BYTES", "QWEN25_14B", "MemoryPlan", "ModelShape", "ReplicaRouter",
-    "SampleTracker", "VLLMEngine", "VLLMGeneration", "VLLMSettings", "WeightFormat",
+    "PromptTokens", "SampleTracker", "VLLMEngine", "VLLMGeneration", "VLLMSettings", "WeightFormat",
     "kv_bytes_per_token", "map_finish_reason", "memory_plan", "model_shape_from_config",
-    "sample_request_ids", "sample_seeds", "sampling_kwargs", "weight_bytes",
+    "sample_request_ids", "sample_seeds", "sampling_kwargs", "token_stats", "weight_bytes",
 )

@@ -1,0 +1,383 @@
+"""Measured decode speed on the lent GPU, for the simulator and for the engine's overhead.
+
+Three measurements, each on dummy weights (``load_format="dummy"``: decode speed depends on the
+shapes and the weight format, not on the values) of a model whose ``config.json`` facts live in
+``bench/configs/<model>.json``:
+
+* ``tables``: tokens/s per sequence against concurrency and context, written as
+  ``h200_<model>.json`` (the format ``simulate`` loads). For each context one shared prompt of
+  that many tokens is prefilled once; then ``c`` samples of it decode ``--tokens`` tokens each.
+  Prefix caching makes every sample's prefill a cache hit, and cascade attention is switched
+  off so each sample's attention still reads its whole context, as independent samples do.
+  Per sample, speed = (tokens - 1) / (last token time - first token time), so the prefill is
+  left out; the row is the mean over samples. Caveat: the c samples read the same KV blocks,
+  which the GPU's L2 cache may serve more cheaply than c distinct contexts would.
+* ``engine``: ``VLLMEngine`` (the solver's path) against plain ``LLM.generate`` at concurrency
+  1..64, the same through ``Solver.solve`` (extraction, vote and stop checks on every event),
+  and decode with ``logprobs=k`` against without. Start-up times come with it.
+* ``runner``: the whole submission (``Submission`` starting vLLM in its background thread, the
+  local gateway, ``predict`` through the solver with code execution) on the tiny model.
+
+Run on a GPU with vLLM: ``python -m bench.bench_hardware tables --model gpt-oss-120b --out DIR``
+(the exact commands are in ``bench/results/hardware_h200.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from aimo_submit.engines.base import FinishReason, GenerationRequest  # noqa: E402
+from aimo_submit.engines.vllm_engine import VLLMEngine, VLLMSettings, _vllm_env_defaults  # noqa: E402
+from bench.bench_vllm import write_tokenizer  # noqa: E402
+
+CONFIGS = REPO / "bench" / "configs"
+CONCURRENCY = (1, 8, 16, 32, 64)
+CONTEXTS = (1024, 4096, 8192, 16384, 32768)
+QUANT = {  # bench weight format -> (vLLM quantization, dtype, config.json quantization_config)
+    "awq": ("awq_marlin", "float16", {"quant_method": "awq", "bits": 4, "group_size": 128,
+                                      "zero_point": True, "version": "gemm"}),
+    "fp8": ("fp8", "bfloat16", None),
+    "mxfp4": (None, "bfloat16", "keep"),
+}
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def model_dir(name: str, fmt: str, root: Path, layers: int | None = None) -> tuple[Path, dict]:
+    """A folder vLLM can load with dummy weights: the stored config plus a byte-level tokenizer
+    of the model's vocabulary size (one ASCII letter = one token, so prompt lengths are exact)."""
+    cfg = json.loads((CONFIGS / f"{name}.json").read_text())
+    full = cfg["num_hidden_layers"]
+    if layers and layers < full:
+        cfg["num_hidden_layers"] = layers
+        if "layer_types" in cfg:
+            cfg["layer_types"] = cfg["layer_types"][:layers]
+        if "max_window_layers" in cfg:
+            cfg["max_window_layers"] = layers
+    quant = QUANT[fmt][2]
+    if quant != "keep":
+        cfg.pop("quantization_config", None)
+        if quant:
+            cfg["quantization_config"] = quant
+            cfg["torch_dtype"] = QUANT[fmt][1]
+    path = root / f"{name}-{fmt}-{cfg['num_hidden_layers']}l"
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "tokenizer.json").exists():
+        write_tokenizer(path, cfg["vocab_size"])
+    (path / "config.json").write_text(json.dumps(cfg, indent=1))
+    return path, {"layers_full": full, "config": cfg}
+
+
+def shape_of(cfg: dict) -> dict[str, Any]:
+    keys = {"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
+            "kv_heads": "num_key_value_heads", "head_dim": "head_dim",
+            "intermediate": "intermediate_size", "experts": "num_local_experts",
+            "experts_per_token": "num_experts_per_tok", "sliding_window": "sliding_window",
+            "vocab": "vocab_size"}
+    return {k: cfg[v] for k, v in keys.items() if cfg.get(v) is not None}
+
+
+def device_name() -> str:
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total",
+                               "--format=csv,noheader", "-i", "0"], capture_output=True,
+                              text=True, timeout=20, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def text_of(n_tokens: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(LETTERS) for _ in range(n_tokens))
+
+
+def settings_for(path: Path, fmt: str, *, max_model_len: int, gpu_mem: float, max_seqs: int = 64,
+                 **extra: Any) -> VLLMSettings:
+    return VLLMSettings(
+        model=str(path), quantization=QUANT[fmt][0], dtype=QUANT[fmt][1], kv_cache_dtype="auto",
+        max_model_len=max_model_len, gpu_memory_utilization=gpu_mem, max_num_seqs=max_seqs,
+        load_format="dummy", sampling_extra={"ignore_eos": True}, max_num_batched_tokens=8192,
+        extra={"compilation_config": {"max_cudagraph_capture_size": 128}, **extra},
+    )
+
+
+async def timed(engine: VLLMEngine, request: GenerationRequest) -> dict[str, Any]:
+    """Per-sample first/last token times of one generation; the summary the tables need."""
+    t0 = time.perf_counter()
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    tokens: dict[int, int] = {}
+    async for ev in engine.generate(request):
+        now = time.perf_counter()
+        if ev.finish_reason is FinishReason.ERROR:
+            raise RuntimeError(ev.error)
+        if ev.tokens:
+            first.setdefault(ev.index, now)
+            last[ev.index] = now
+            tokens[ev.index] = ev.tokens
+    wall = time.perf_counter() - t0
+    speeds = [(tokens[i] - 1) / (last[i] - first[i]) for i in tokens
+              if tokens[i] > 1 and last[i] > first[i]]
+    return {"wall_s": wall, "tokens": sum(tokens.values()),
+            "tok_s": sum(tokens.values()) / wall,
+            "per_seq": statistics.mean(speeds) if speeds else 0.0,
+            "first_ms": 1000 * (min(first.values()) - t0) if first else None,
+            "first_ms_all": 1000 * (max(first.values()) - t0) if first else None}
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------
+
+
+async def _tables(args: argparse.Namespace) -> dict[str, Any]:
+    path, meta = model_dir(args.model, args.format, Path(args.workdir), args.layers)
+    cfg = meta["config"]
+    contexts = [c for c in args.contexts if c + args.tokens + 16 <= args.max_model_len]
+    settings = settings_for(path, args.format, max_model_len=args.max_model_len,
+                            gpu_mem=args.gpu_mem, disable_cascade_attn=True)
+    engine = VLLMEngine(settings=settings)
+    await engine.start()
+    print(f"{args.model}: ready in {engine.startup_s:.1f} s", flush=True)
+    rows = []
+    try:
+        await timed(engine, GenerationRequest(text_of(64, 0), n=4, max_tokens=16, seed=0))
+        for ctx in contexts:
+            prompt = text_of(ctx, ctx)
+            await timed(engine, GenerationRequest(prompt, n=1, max_tokens=2, seed=1))  # prefill
+            for c in args.concurrency:
+                r = await timed(engine, GenerationRequest(prompt, n=c, max_tokens=args.tokens,
+                                                          seed=100 + c))
+                scale = cfg["num_hidden_layers"] / meta["layers_full"]
+                row = {"concurrency": c, "context": ctx,
+                       "tokens_per_s_per_seq": round(r["per_seq"] * scale, 2),
+                       "first_token_ms": round(r["first_ms_all"], 1),
+                       "measured_tokens_per_s_per_seq": round(r["per_seq"], 2),
+                       "total_tokens_per_s": round(r["tok_s"], 1)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        startup = engine.startup_s
+        await engine.close()
+    layers = cfg["num_hidden_layers"]
+    full_cfg = {**cfg, "num_hidden_layers": meta["layers_full"]}
+    return {
+        "device": device_name(), "model": args.model, "shape": shape_of(full_cfg),
+        "layers_measured": layers, "layers_full": meta["layers_full"],
+        "layer_scale": round(layers / meta["layers_full"], 4),
+        "quantization": args.format, "kv_cache_dtype": "auto (bf16/fp16, the model dtype)",
+        "command": "python -m bench.bench_hardware " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"), "startup_s": round(startup or 0, 1),
+        "decode_tokens": args.tokens,
+        "method": "dummy weights; one shared prompt per context, prefix-cached, cascade attention "
+                  "off; per-sample (tokens-1)/(last-first token time), mean over samples; "
+                  "first_token_ms = submit to the last sample's first token (prefix hit); "
+                  "tokens_per_s_per_seq is scaled by layers_measured/layers_full when fewer "
+                  "layers ran (a slight under-estimate: lm_head and sampling do not scale)",
+        "rows": rows,
+    }
+
+
+def tables(args: argparse.Namespace) -> dict[str, Any]:
+    _vllm_env_defaults()
+    try:
+        data = asyncio.run(_tables(args))
+    except Exception as exc:  # noqa: BLE001 - fall back to fewer layers, and say so
+        if not args.fallback_layers or args.layers:
+            raise
+        print(f"full model failed ({type(exc).__name__}: {exc}); retrying with "
+              f"{args.fallback_layers} layers", flush=True)
+        args.layers = args.fallback_layers
+        data = asyncio.run(_tables(args))
+        data["fallback_reason"] = f"{type(exc).__name__}: {exc}"[:500]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"h200_{args.model}.json").write_text(json.dumps(data, indent=1))
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# engine: wrapper vs plain vs solver, logprobs
+# --------------------------------------------------------------------------------------------
+
+
+async def _solver_run(engine: VLLMEngine, prompt_text: str, c: int, tokens: int) -> dict[str, Any]:
+    from aimo_submit.policy import PolicyConfig
+    from aimo_submit.schedule import ProblemBudget
+    from aimo_submit.solver import Solver
+
+    policy = PolicyConfig(n_samples=c, max_tokens=tokens, early_stop_agree=c + 1)
+    solver = Solver(engine, policy, prompt_style="r1", stop=("</think>",), sandbox=None)
+    now = asyncio.get_running_loop().time()
+    budget = ProblemBudget(start=now, soft_deadline=now + 600, hard_deadline=now + 900,
+                           max_tokens=tokens, n_samples=c, fair_share_s=600)
+    t0 = time.perf_counter()
+    res = await solver.solve(prompt_text, budget)
+    wall = time.perf_counter() - t0
+    return {"tokens": res.tokens, "wall_s": wall, "tok_s": res.tokens / wall,
+            "stop_reason": res.stop_reason}
+
+
+def engine_bench(args: argparse.Namespace) -> dict[str, Any]:
+    _vllm_env_defaults()
+    path, meta = model_dir(args.model, args.format, Path(args.workdir), args.layers)
+    settings = settings_for(path, args.format, max_model_len=4096, gpu_mem=args.gpu_mem)
+    prompt = text_of(args.prompt_len, 7)
+    info: dict[str, Any] = {"model": args.model, "format": args.format,
+                            "layers": meta["config"]["num_hidden_layers"],
+                            "tokens": args.tokens, "prompt_tokens": args.prompt_len,
+                            "device": device_name(), "date": time.strftime("%Y-%m-%d"),
+                            "command": "python -m bench.bench_hardware " + " ".join(sys.argv[1:])}
+    rows: dict[int, dict[str, Any]] = {c: {"concurrency": c} for c in args.concurrency}
+    lp_rows: list[dict[str, Any]] = []
+    loop = asyncio.new_event_loop()
+    engine = VLLMEngine(settings=settings)
+    try:
+        loop.run_until_complete(engine.start())
+        info["startup_s_wrapper"] = round(engine.startup_s or 0, 1)
+        print(f"wrapper ready in {engine.startup_s:.1f} s", flush=True)
+        for c in args.concurrency:  # warm-up: the MoE Triton kernels compile per batch size
+            loop.run_until_complete(timed(engine, GenerationRequest(prompt, n=c, max_tokens=32)))
+        for c in args.concurrency:
+            r = loop.run_until_complete(timed(engine, GenerationRequest(
+                prompt, n=c, max_tokens=args.tokens, seed=200 + c)))
+            rows[c].update(wrapper_tok_s=round(r["tok_s"], 1),
+                           wrapper_tok_s_per_seq=round(r["per_seq"], 1),
+                           wrapper_first_token_ms=round(r["first_ms"], 1),
+                           wrapper_first_token_ms_all=round(r["first_ms_all"], 1))
+            print(json.dumps(rows[c]), flush=True)
+        for c in args.concurrency:
+            r = loop.run_until_complete(_solver_run(engine, prompt, c, args.tokens))
+            rows[c].update(solver_tok_s=round(r["tok_s"], 1), solver_stop=r["stop_reason"])
+            print(json.dumps(rows[c]), flush=True)
+        for c in args.logprob_concurrency:
+            pair = {}
+            for k in (0, args.logprobs, 0, args.logprobs):  # interleaved, best of two each
+                r = loop.run_until_complete(timed(engine, GenerationRequest(
+                    prompt, n=c, max_tokens=args.tokens, seed=300 + c, logprobs=k)))
+                pair[k] = max(pair.get(k, 0.0), r["tok_s"])
+            lp_rows.append({"concurrency": c, "tok_s_plain": round(pair[0], 1),
+                            f"tok_s_logprobs{args.logprobs}": round(pair[args.logprobs], 1),
+                            "ratio": round(pair[args.logprobs] / pair[0], 3)})
+            print(json.dumps(lp_rows[-1]), flush=True)
+        info["prompt_tokenised_chars"] = engine._prompt_tokens().tokenised_chars
+    finally:
+        loop.run_until_complete(engine.close())
+        loop.close()
+    if "plain" in args.modes:
+        from vllm import LLM, SamplingParams
+
+        t0 = time.perf_counter()
+        llm = LLM(**settings.engine_kwargs())
+        info["startup_s_plain"] = round(time.perf_counter() - t0, 1)
+        print(f"plain ready in {info['startup_s_plain']:.1f} s", flush=True)
+        ids = llm.get_tokenizer().encode(prompt, add_special_tokens=False)
+
+        def plain(c: int, tokens: int) -> float:
+            params = [SamplingParams(max_tokens=tokens, seed=200 + c + i, ignore_eos=True)
+                      for i in range(c)]
+            t = time.perf_counter()
+            outs = llm.generate([{"prompt_token_ids": ids}] * c, params, use_tqdm=False)
+            return sum(len(o.outputs[0].token_ids) for o in outs) / (time.perf_counter() - t)
+
+        for c in args.concurrency:
+            plain(c, 32)
+        for c in args.concurrency:
+            tok_s = plain(c, args.tokens)
+            row = rows[c]
+            row.update(plain_tok_s=round(tok_s, 1), plain_tok_s_per_seq=round(tok_s / c, 1))
+            if "wrapper_tok_s" in row:
+                row["ratio_wrapper"] = round(row["wrapper_tok_s"] / tok_s, 3)
+            if "solver_tok_s" in row:
+                row["ratio_solver"] = round(row["solver_tok_s"] / tok_s, 3)
+            print(json.dumps(row), flush=True)
+    data = {**info, "rows": list(rows.values()), "logprobs_rows": lp_rows}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"engine_{args.model}.json").write_text(json.dumps(data, indent=1))
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# runner: the whole submission through vLLM on the tiny model
+# --------------------------------------------------------------------------------------------
+
+
+def runner(args: argparse.Namespace) -> dict[str, Any]:
+    _vllm_env_defaults()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "aimo_submit", "local-gateway", "--model", "tiny-qwen2-math-vllm",
+           "--manifest", str(CONFIGS / "tiny_vllm_manifest.json"),
+           "--csv", str(REPO / "aimo_submit" / "assets" / "tiny_problems.csv"),
+           "--time-budget", str(args.budget), "--workdir", str(out / "runner"), "--quiet",
+           "--set", "n_samples=8"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.budget + 240,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+    data = {"command": " ".join(cmd), "rc": proc.returncode,
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "stdout_tail": proc.stdout[-6000:], "stderr_tail": proc.stderr[-4000:]}
+    (out / "runner_tiny_vllm.json").write_text(json.dumps(data, indent=1))
+    print(proc.stdout[-3000:], proc.stderr[-2000:], flush=True)
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _ints(s: str) -> list[int]:
+    return [int(x) for x in s.split(",")]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("tables", "engine"):
+        t = sub.add_parser(name)
+        t.add_argument("--model", required=True, help="bench/configs/<model>.json")
+        t.add_argument("--format", choices=sorted(QUANT), required=True)
+        t.add_argument("--layers", type=int, default=None, help="measure fewer layers")
+        t.add_argument("--concurrency", type=_ints, default=list(CONCURRENCY))
+        t.add_argument("--gpu-mem", type=float, default=0.9)
+        t.add_argument("--workdir", default="/tmp/bench_hardware")
+        t.add_argument("--out", default="bench/results/throughput")
+    tb = sub.choices["tables"]
+    tb.add_argument("--contexts", type=_ints, default=list(CONTEXTS))
+    tb.add_argument("--tokens", type=int, default=96, help="decoded tokens per sample")
+    tb.add_argument("--max-model-len", type=int, default=32768 + 256)
+    tb.add_argument("--fallback-layers", type=int, default=0)
+    en = sub.choices["engine"]
+    en.add_argument("--tokens", type=int, default=256)
+    en.add_argument("--prompt-len", type=int, default=256)
+    en.add_argument("--logprobs", type=int, default=5)
+    en.add_argument("--logprob-concurrency", type=_ints, default=[8, 32, 64])
+    en.add_argument("--modes", default="plain")
+    r = sub.add_parser("runner")
+    r.add_argument("--budget", type=int, default=240)
+    r.add_argument("--out", default="bench/results/runner_run")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    {"tables": tables, "engine": engine_bench, "runner": runner}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
