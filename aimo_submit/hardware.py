@@ -107,6 +107,8 @@ class ModelShape:
     experts_per_token: int = 0
     expert_gb: float = 0.0
     """Bytes of one expert in one layer (GB)."""
+    table: str = ""
+    """Name of its measured table (``h200_<table>.json``); empty: the model's name."""
 
     @property
     def kv_bytes_per_token(self) -> float:
@@ -136,7 +138,7 @@ MODELS: dict[str, ModelShape] = {
     # kv_cache_dtype "auto" = fp16 KV).
     "deepseek-r1-distill-qwen-14b-awq": ModelShape(
         "deepseek-r1-distill-qwen-14b-awq", layers=48, hidden=5120, kv_heads=8, head_dim=128,
-        weight_gb=9.5, dense_read_gb=9.5, active_params_b=14.8),
+        weight_gb=9.5, dense_read_gb=9.5, active_params_b=14.8, table="r1-distill-qwen-14b"),
     # gpt-oss-120b config.json: 36 layers alternating sliding-window (128) and full attention,
     # hidden 2880, 8 KV heads of 64, 128 experts (4 per token) of 3 x 2880 x 2880 MXFP4 weights
     # (4.25 bits: 13.2 MB per expert and layer); attention, router and unembedding in BF16
@@ -455,7 +457,7 @@ def throughput_for(name: str, tables_dir: str | Path | None = None) -> Throughpu
         setup = SETUPS[name]
     except KeyError:
         raise KeyError(f"unknown hardware {name!r}; known: {sorted(SETUPS)}") from None
-    path = table_for(setup.model, tables_dir)
+    path = table_for(setup.shape.table or setup.model, tables_dir)
     if path is None:
         return HARDWARE_PRESETS[name]
     return ScaledThroughput(load_throughput(path), setup)
