@@ -154,8 +154,9 @@ def test_triage_knobs_refuse_negative_values(field):
 
 def test_triage_never_asks_more_than_the_token_cap():
     # a small model (cap 256) under a preset tuned for a 16k model: 256 tokens are useful
+    # fair share (300 - 75) / 10 = 22.5 s; 256 tokens take 26.6 s
     s, _ = make(total=300.0, min_useful_tokens=16_000, tight_min_samples=2, n_samples=8,
-                max_tokens=256, extend_factor=1.0)  # fair share (300 - 75) / 10 = 22.5 s; 256 tokens take 26.6 s
+                max_tokens=256, extend_factor=1.0)
     b = s.plan()
     assert b.hard_deadline - b.start == pytest.approx(256 / 10.0 + 1.0)
     assert b.n_samples == 7  # ceil(8 x 22.5 / 26.6), not the floor of 2
