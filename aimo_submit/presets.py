@@ -151,6 +151,7 @@ PRESETS: dict[str, PolicyConfig] = {
         tight_min_samples=2,
         max_tokens=MODEL_MAX_TOKENS["aimo3"],
         temperature=1.0,
+        top_p=1.0,  # as the traces were sampled and as the manifest's model card says
         max_code_calls=64,
         code_timeout_s=30.0,
         code_workers=8,
