@@ -176,7 +176,8 @@ def run() -> list[dict[str, Any]]:
           "the notebook runs).", "",
           f"`ours` was tuned on the top-level files only, over the whole budget curve, on seeds "
           f"{TUNING_SEEDS} (other problem orders and pool orders than the seeds "
-          f"0..{TOP_SEEDS - 1} reported here); the holdout files never chose anything. Its "
+          f"0..{TOP_SEEDS - 1} reported here; the grid tool: `python -m bench.tune_policies`); "
+          "the holdout files never chose anything. Its "
           "rules: stop at 2 agreeing answers; a disagreeing problem may run to 6x its fair "
           "share; triage (`min_useful_tokens`: each problem gets the time a useful-length "
           "sample needs, and on a tight clock fewer samples, down to `tight_min_samples`); "

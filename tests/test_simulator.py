@@ -423,3 +423,11 @@ def test_the_default_policy_fits_the_model_and_the_machine(profile):
     ours = policies_for(profile)["ours"]
     context = entry.engine_settings["max_model_len"]
     assert ours.n_samples * context <= SETUPS[prof.setup].kv_capacity_tokens
+
+
+def test_the_tuning_grid_refuses_holdout_files(capsys):
+    """Holdout traces are for reporting: the tool that chose the presets will not read them."""
+    from bench.tune_policies import main as tune
+
+    assert tune(["--traces", "traces/holdout/any.jsonl", "--grid", "{}"]) == 2
+    assert "reporting only" in capsys.readouterr().err
