@@ -200,6 +200,8 @@ class ModelShape:
     experts_per_token: int = 0
     expert_gb: float = 0.0
     """Bytes of one expert in one layer (GB)."""
+    table: str = ""
+    """Name of its measured table (``h200_<table>.json``); empty: the model's name."""
 
     @property
     def linear_params(self) -> int:
@@ -365,12 +367,14 @@ def _quantized(shape: ModelShape, name: str, fmt: str) -> ModelShape:
 MODELS: dict[str, ModelShape] = {
     # DeepSeek-R1-Distill-Qwen-14B as 4-bit AWQ (group 128, fp16 scales + 4-bit zeros = 4.156
     # bits a weight; embeddings and lm_head stay fp16): 9.98 GB (9.29 GiB).
-    "deepseek-r1-distill-qwen-14b-awq": _quantized(
-        QWEN25_14B, "deepseek-r1-distill-qwen-14b-awq", "awq"),
+    # Its measured H200 table is named after the bench config: h200_r1-distill-qwen-14b.json.
+    "deepseek-r1-distill-qwen-14b-awq": dataclasses.replace(_quantized(
+        QWEN25_14B, "deepseek-r1-distill-qwen-14b-awq", "awq"), table="r1-distill-qwen-14b"),
     # gpt-oss-120b config.json: 36 layers alternating sliding-window (128) and full attention,
     # hidden 2880, 8 KV heads of 64, 128 experts (4 per token) of 3 x 2880 x 2880 MXFP4 weights
     # (4.25 bits: 13.2 MB per expert and layer); attention, router and unembedding in BF16
-    # (about 3.1 GB read per step); 5.1B active parameters; about 65 GB resident.
+    # (about 3.1 GB read per step); 5.1B active parameters; about 65 GB resident. Its KV dtype
+    # (FP8) comes from the manifest entry that configures the setup, not from here.
     "gpt-oss-120b": ModelShape(
         "gpt-oss-120b", layers=36, hidden=2880, kv_heads=8, head_dim=64, weight_gb=65.0,
         dense_read_gb=3.1, active_params_b=5.1, full_attention_layers=18, sliding_window=128,
@@ -764,7 +768,7 @@ def throughput_for(name: str, tables_dir: str | Path | None = None) -> Throughpu
     if path is not None:
         return ScaledThroughput(load_throughput(path), setup, measured_tp=setup.tensor_parallel,
                                 measured_dp=setup.data_parallel)
-    path = table_for(setup.model, tables_dir)
+    path = table_for(setup.shape.table or setup.model, tables_dir)
     if path is None:
         return HARDWARE_PRESETS[name]
     return ScaledThroughput(load_throughput(path), setup)

@@ -168,6 +168,21 @@ class PolicyConfig:
     ``run``: no per-problem limit but the run's end (the public AIMO2 baseline, which generates
     each batch to completion and only shortens its token cap when behind)."""
 
+    min_useful_tokens: int = 0
+    """Triage (``adaptive`` rule only; 0: off). A problem's hard deadline is at least the time
+    its samples need to write this many tokens at the measured speed, while the problems after
+    it keep ``min_problem_s`` each. When the clock is too short for every problem to get that,
+    the problems in turn get it and the last ones get the minimum: time split into slices in
+    which no sample can reach an answer is wasted (the public AIMO2 baseline, which runs each
+    problem to its token cap, beats an even split at tight clocks for that reason). Set it to
+    about the length of a typical right answer of the model (the recorded traces say)."""
+
+    tight_min_samples: int = 0
+    """With triage on: when the fair share is shorter than the time ``min_useful_tokens``
+    need, start fewer samples, in proportion (never fewer than this; 0: always ``n_samples``).
+    On a memory-bound GPU fewer sequences decode faster each, and a problem then needs fewer
+    tokens in all to reach agreeing answers, so more problems get a real chance."""
+
     def __post_init__(self) -> None:
         if self.time_rule not in TIME_RULES:
             raise ValueError(f"time_rule must be one of {TIME_RULES}, got {self.time_rule!r}")
@@ -188,6 +203,10 @@ class PolicyConfig:
         if self.engine_stall_s <= 0 or self.engine_retries < 0 or self.engine_restart_after < 1:
             raise ValueError("need engine_stall_s > 0, engine_retries >= 0, "
                              "engine_restart_after >= 1")
+        if self.tight_min_samples < 0:
+            raise ValueError("tight_min_samples must be >= 0 (0: off)")
+        if self.min_useful_tokens < 0:
+            raise ValueError("min_useful_tokens must be >= 0 (0: off)")
         if self.max_problem_chars < 1:
             raise ValueError("max_problem_chars must be >= 1")
         if self.confidence_vote not in ("", *SIGNALS):

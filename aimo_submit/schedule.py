@@ -11,6 +11,10 @@ the same arithmetic. The rules:
   *hard* deadline is ``extend_factor`` x fair share, but never so late that the problems still
   to come would get less than ``min_problem_s`` each. Time a settled problem did not use flows
   to later ones automatically, because the fair share is recomputed from the time left;
+* triage (``min_useful_tokens``): the hard deadline is never shorter than the time a sample
+  needs for that many tokens (at the measured speed), as long as the problems still to come
+  keep ``min_problem_s`` each; on a tight clock the first problems get a real chance and the
+  last ones the minimum, instead of every problem a slice too short to answer in;
 * ``policy.time_rule`` replaces the rules above for published policies kept as references:
   ``fixed`` gives every problem the share the first one got (saved time is not reused, nothing
   is extended); ``run`` lets a problem run to the end of the usable time (the only limit on it
@@ -22,6 +26,7 @@ the same arithmetic. The rules:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,6 +118,15 @@ class Scheduler:
         if fair < p.min_problem_s:
             # Running out: everyone gets the same small slice; nothing may borrow from others.
             hard_len = fair
+        n_samples = p.n_samples
+        if p.min_useful_tokens and p.time_rule == "adaptive":
+            # a sample never needs more than its cap (a small model's cap may be far lower)
+            useful = min(p.min_useful_tokens, p.max_tokens)
+            useful_s = useful / max(self.tokens_per_s, 1e-9) + p.answer_grace_s
+            hard_len = max(hard_len, min(useful_s, max(left - reserve_for_rest, fair)))
+            if p.tight_min_samples and fair < useful_s:
+                n_samples = max(min(p.tight_min_samples, p.n_samples),
+                                math.ceil(p.n_samples * fair / useful_s))
         if p.time_rule == "fixed":
             if self.fixed_share_s is None:
                 self.fixed_share_s = fair
@@ -133,7 +147,7 @@ class Scheduler:
             soft_deadline=now + soft_len,
             hard_deadline=now + hard_len,
             max_tokens=tokens,
-            n_samples=p.n_samples,
+            n_samples=n_samples,
             fair_share_s=fair,
         )
 

@@ -111,3 +111,52 @@ def test_extra_problems_beyond_the_count_still_get_planned():
 def test_bad_construction(kwargs):
     with pytest.raises(ValueError):
         Scheduler(PolicyConfig(), **kwargs)
+
+
+def test_triage_gives_a_problem_time_for_a_useful_sample_on_a_tight_clock():
+    # fair share 90 s at 10 tok/s = 900 tokens; a useful sample needs 2000 tokens (201 s)
+    s, clock = make(min_useful_tokens=2000, extend_factor=1.0)
+    b = s.plan()
+    assert b.fair_share_s == pytest.approx(90.0)
+    assert b.hard_deadline - b.start == pytest.approx(201.0)
+    assert b.max_tokens == 2000
+    assert b.soft_deadline - b.start == pytest.approx(45.0)  # a settled problem still stops
+    # the problems still to come keep min_problem_s each: 900 - 9 x 5 s at most
+    s, clock = make(min_useful_tokens=100_000, extend_factor=1.0)
+    assert s.plan().hard_deadline - clock.t == pytest.approx(900.0 - 9 * 5.0)
+
+
+def test_triage_changes_nothing_when_the_clock_is_generous():
+    plain, _ = make()
+    triaged, _ = make(min_useful_tokens=500, tight_min_samples=2)
+    assert triaged.plan() == plain.plan()
+
+
+def test_tight_clock_runs_fewer_samples_in_proportion():
+    # fair 90 s, useful 2000 tokens = 201 s: 8 x 90/201 -> 4 samples; never below the floor
+    s, _ = make(min_useful_tokens=2000, tight_min_samples=2, n_samples=8)
+    assert s.plan().n_samples == 4
+    s, _ = make(min_useful_tokens=20_000, tight_min_samples=3, n_samples=8)
+    assert s.plan().n_samples == 3
+    s, _ = make(min_useful_tokens=20_000, tight_min_samples=0, n_samples=8)
+    assert s.plan().n_samples == 8  # off: triage alone keeps the sample count
+    s, _ = make(min_useful_tokens=20_000, tight_min_samples=2, n_samples=8,
+                time_rule="fixed")
+    b = s.plan()
+    assert b.n_samples == 8 and b.hard_deadline - b.start == pytest.approx(90.0)  # references
+
+
+@pytest.mark.parametrize("field", ["min_useful_tokens", "tight_min_samples"])
+def test_triage_knobs_refuse_negative_values(field):
+    with pytest.raises(ValueError, match=field):
+        PolicyConfig(**{field: -1})
+
+
+def test_triage_never_asks_more_than_the_token_cap():
+    # a small model (cap 256) under a preset tuned for a 16k model: 256 tokens are useful
+    # fair share (300 - 75) / 10 = 22.5 s; 256 tokens take 26.6 s
+    s, _ = make(total=300.0, min_useful_tokens=16_000, tight_min_samples=2, n_samples=8,
+                max_tokens=256, extend_factor=1.0)
+    b = s.plan()
+    assert b.hard_deadline - b.start == pytest.approx(256 / 10.0 + 1.0)
+    assert b.n_samples == 7  # ceil(8 x 22.5 / 26.6), not the floor of 2

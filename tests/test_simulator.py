@@ -438,11 +438,41 @@ def test_summary_json_of_a_recorded_file(tmp_path, capsys):
     assert "| ours |" in capsys.readouterr().out
 
 
-def test_the_notebook_runs_the_benchmarked_policy(capsys):
-    """``policy --profile aimo2`` prints what Submission.create resolves for the notebook's
-    model, and it is the simulator's ``ours`` for that profile."""
+@pytest.mark.parametrize("profile", ["aimo2", "aimo3"])
+def test_the_notebook_runs_the_benchmarked_policy(capsys, profile):
+    """``policy --profile P`` prints what Submission.create resolves for the notebook's model
+    of that profile (the 14B AWQ model; gpt-oss-120b), and it is the simulator's ``ours``:
+    token cap, sample count and the tool settings included."""
     from aimo_submit.cli import main as cli_main
 
-    assert cli_main(["policy", "--profile", "aimo2"]) == 0
+    assert cli_main(["policy", "--profile", profile]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed == policies_for("aimo2")["ours"].to_dict()
+    assert printed == policies_for(profile)["ours"].to_dict()
+
+
+@pytest.mark.parametrize("profile", ["aimo2", "aimo3"])
+def test_the_default_policy_fits_the_model_and_the_machine(profile):
+    """One fact, one place: the simulator's token cap is the notebook model's (manifest), and
+    the default preset's samples at that model's full context fit the KV cache of the machine
+    the simulator models, so no sample the benchmark counts would be preempted for memory."""
+    from aimo_submit.competition import get_profile
+    from aimo_submit.hardware import SETUPS
+    from aimo_submit.manifest import load_manifest
+    from aimo_submit.presets import MODEL_MAX_TOKENS
+
+    prof = get_profile(profile)
+    manifest = load_manifest()
+    entry = manifest.get(prof.default_model) if prof.default_model else manifest.default(
+        "kaggle")
+    assert MODEL_MAX_TOKENS[profile] == entry.max_tokens
+    ours = policies_for(profile)["ours"]
+    context = entry.engine_settings["max_model_len"]
+    assert ours.n_samples * context <= SETUPS[prof.setup].kv_capacity_tokens
+
+
+def test_the_tuning_grid_refuses_holdout_files(capsys):
+    """Holdout traces are for reporting: the tool that chose the presets will not read them."""
+    from bench.tune_policies import main as tune
+
+    assert tune(["--traces", "traces/holdout/any.jsonl", "--grid", "{}"]) == 2
+    assert "reporting only" in capsys.readouterr().err
