@@ -340,6 +340,32 @@ def runner(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+def run() -> list[dict[str, Any]]:
+    """``make bench`` hook (no GPU needed): the committed H200 tables beside what the simulator
+    makes of them on the competition machines (``hardware.throughput_for``), tokens/s per
+    sequence, so a changed scaling rule shows up as changed numbers."""
+    from aimo_submit import hardware
+
+    rows: list[dict[str, Any]] = []
+    for setup in ("h100-gpt-oss-120b", "l4x4-tp4", "l4x4-dp4"):
+        spec = hardware.SETUPS[setup]
+        path = hardware.table_for(spec.shape.table or spec.model)
+        if path is None:
+            rows.append({"setup": setup, "status": "no measured table: roofline"})
+            continue
+        measured = hardware.load_throughput(path)
+        model = hardware.throughput_for(setup)
+        for c in (1, 8, 32, 64):
+            for ctx in (1024, 8192, 32768):
+                h200 = measured.tokens_per_s(c, ctx)
+                there = model.tokens_per_s(c, ctx)
+                rows.append({"setup": setup, "table": path.stem, "concurrency": c,
+                             "context": ctx, "h200_tok_s_seq": round(h200, 1),
+                             "setup_tok_s_seq": round(there, 1),
+                             "ratio": round(there / h200, 3) if h200 else None})
+    return rows
+
+
 def _ints(s: str) -> list[int]:
     return [int(x) for x in s.split(",")]
 
