@@ -723,7 +723,11 @@ def load_throughput(path: str | Path, scale: float | None = None) -> MeasuredThr
         raise ValueError(f"{p}: no (concurrency, tokens/s) rows found")
     if len({len(r) for r in rows}) > 1:
         raise ValueError(f"{p}: rows mix tables with and without a context column")
-    return MeasuredThroughput(tuple(rows), scale if scale is not None else file_scale, str(p))
+    # Named from the repository root when it lies inside it: reports carry no machine paths.
+    root = Path(__file__).resolve().parent.parent
+    source = p.resolve().relative_to(root) if p.resolve().is_relative_to(root) else p
+    return MeasuredThroughput(tuple(rows), scale if scale is not None else file_scale,
+                              str(source))
 
 
 def table_for(model: str, tables_dir: str | Path | None = None) -> Path | None:
