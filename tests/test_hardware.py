@@ -133,7 +133,8 @@ def test_a_table_measured_in_the_setups_layout_is_scaled_per_gpu(tmp_path):
     for layout in ("dp4", "tp2dp2"):
         (tmp_path / f"h200x4_{model}_{layout}.json").write_text(json.dumps(
             {"model": model, "layout": {"name": layout}, "rows": rows}))
-    _g_table(tmp_path, model=model)  # a one-GPU table too: the layout table wins
+    # a one-GPU table too (named as the bench names it): the layout table wins
+    _g_table(tmp_path, model=SETUPS["l4x4-dp4"].shape.table or model)
     table = load_throughput(tmp_path / f"h200x4_{model}_dp4.json")
     dp4 = throughput_for("l4x4-dp4", tmp_path)
     assert isinstance(dp4, ScaledThroughput) and (dp4.measured_tp, dp4.measured_dp) == (1, 4)
