@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # How bench/results/*_h200* were produced on the lent H200 (no network there). The payload is
-# vLLM 0.26.0 (PyPI wheel; FA2 kernels, the Rust front-end, Blackwell-only kernels and other
-# Pythons' DeepGEMM builds removed; .so files stripped) plus the wheels of requirements-gpu.txt,
-# unpacked into one tar.xz split in two parts that travel in two back-to-back calls.
+# vLLM 0.26.0 (PyPI wheel, trimmed for Hopper) plus the wheels of requirements-gpu.txt, unpacked
+# into one tar.xz split in two parts that travel in two back-to-back calls, and polars's wheels.
+# Build it on a CPU machine with PyPI from a fresh checkout (what is trimmed: its header):
+#   bench/build_payload.sh              -> .gpu/p1, .gpu/p2, .gpu/pol/*.whl, .gpu/SHA256SUMS
 #   bench/h200_session.sh start PART2   join the parts, unpack to /tmp/site, start the pipeline
 #   bench/h200_session.sh wait          wait for the pipeline (at most $WAIT s), copy results
 #   bench/h200_session.sh pipeline      the measurements, in priority order

@@ -2,7 +2,8 @@
 # Issue 18 on a lent machine of four H200s (device kind nvidia-h200-x4; no network there): the
 # 4x L4 layouts TP 4, DP 4 and TP 2 x DP 2 (bench/layouts.py). Same payload as
 # bench/h200_session.sh (vLLM 0.26.0 trimmed + requirements-gpu.txt wheels, one tar.xz split in
-# two parts, .gpu/p1 and .gpu/p2) plus polars's wheels (.gpu/pol, for Submission's data frames).
+# two parts, .gpu/p1 and .gpu/p2) plus polars's wheels (.gpu/pol, for Submission's data frames),
+# all built from PyPI by `bench/build_payload.sh` (run from the checkout's root, on a CPU machine).
 # Each part is ~60 MB and a call carries at most 64 MiB, so the parts travel in back-to-back
 # calls (the machine keeps /tmp while warm: 30 s after a call) - bench/results/l4_layouts_pending.md
 # gives the exact calls:
