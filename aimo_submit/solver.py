@@ -225,7 +225,7 @@ class Solver:
     """Policy for one problem against any :class:`Engine`.
 
     ``sandbox`` is anything with ``async run(code) -> result`` where the result has
-    ``to_model_text()`` and an ``ok`` flag (see ``sandbox.py``); without one, code blocks are
+    ``to_model_text()`` and an ``ok`` flag (``sandbox.Sandbox``); without one, code blocks are
     not run. Harmony styles run code in ``sandbox.session()`` (one persistent interpreter per
     sample) when the sandbox has sessions. ``stop`` are the model's stop strings from the
     manifest; ``CODE_STOP`` (or harmony's end-of-call and end-of-turn) is added.
