@@ -44,6 +44,7 @@ from aimo_submit.engines.base import (
     SampleEvent,
 )
 from aimo_submit.extract import extract_answer
+from aimo_submit.harmony import PYTHON_TOOL, HarmonyChat, Turn, final_answer
 from aimo_submit.policy import PolicyConfig
 from aimo_submit.prompts import (
     CODE_STOP,
@@ -249,7 +250,7 @@ class Solver:
         self.tir_prompt_style = tir_prompt_style
         self.stop = tuple(stop)
         self.sandbox = sandbox
-        self._chat: Any = None
+        self._chat: HarmonyChat | None = None
 
     @property
     def tir_active(self) -> bool:
@@ -264,11 +265,9 @@ class Solver:
     def harmony(self) -> bool:
         return prompt_format(self.style) == HARMONY
 
-    def chat(self) -> Any:
+    def chat(self) -> HarmonyChat:
         """The style's ``HarmonyChat`` (loaded at first use; raises ``HarmonyUnavailable``)."""
         if self._chat is None:
-            from aimo_submit.harmony import HarmonyChat
-
             self._chat = HarmonyChat.for_style(style_spec(self.style), tools=self.tir_active)
         return self._chat
 
@@ -597,8 +596,6 @@ class _ProblemRun:
 
     def on_turn_end(self, sample: SampleRecord, reason: FinishReason) -> None:
         """A harmony request ended: a final answer, a tool call, or a turn that casts no vote."""
-        from aimo_submit.harmony import final_answer
-
         turn = self.s.chat().read_turn(sample.text[sample.segment_from :],
                                        stopped=reason == FinishReason.STOP)
         sample.notes.extend(turn.notes)
@@ -617,10 +614,8 @@ class _ProblemRun:
         else:
             self.finish(sample, "length" if reason == FinishReason.LENGTH else "no-final")
 
-    def on_tool_call(self, sample: SampleRecord, turn: Any) -> None:
+    def on_tool_call(self, sample: SampleRecord, turn: Turn) -> None:
         """Run a python call in the sample's session; answer anything else with an error."""
-        from aimo_submit.harmony import PYTHON_TOOL
-
         if sample.code_calls >= self.p.max_code_calls:
             if sample.limit_told:
                 sample.notes.append("tool call after the call-limit notice: sample ended")
@@ -708,8 +703,6 @@ class _ProblemRun:
         sample.code_seconds += seconds
         sample.code_ok += int(ok)
         if self.harmony:
-            from aimo_submit.harmony import PYTHON_TOOL
-
             sample.text += self.s.chat().tool_reply(PYTHON_TOOL, text, sample.tool_channel)
         else:
             sample.text += format_code_output(text)
