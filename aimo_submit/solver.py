@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import statistics
 from dataclasses import dataclass, field
@@ -690,8 +689,6 @@ class _ProblemRun:
                                        "persist between calls")
                 return await self.s.sandbox.run(code)
             session = factory()
-            if inspect.isawaitable(session):
-                session = await session
             self.sessions[sid] = session
         return await session.run(code)
 
