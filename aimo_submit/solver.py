@@ -405,6 +405,13 @@ class _ProblemRun:
             most *= weight_of(signal, bound, self.p.confidence_topk, self.p.confidence_power)
         return most
 
+    def outstanding_weight(self) -> float | None:
+        """Sum of the unfinished samples' bounds, or None when every bound is the same constant
+        (no confidence vote): runs on every event, so the per-sample walk is skipped then."""
+        if not self.p.confidence_vote:
+            return None
+        return sum(self.max_vote_weight(s) for s in self.samples.values() if not s.finished)
+
     def track_confidence(self, sample: SampleRecord, event: SampleEvent) -> None:
         if event.stats is None or not event.stats.confidence:
             return
@@ -761,8 +768,8 @@ class _ProblemRun:
                 agree=self.p.early_stop_agree,
                 unbeatable=self.p.early_stop_unbeatable,
                 min_votes=self.p.min_votes,
-                outstanding_weight=sum(self.max_vote_weight(s) for s in self.samples.values()
-                                       if not s.finished),
+                max_weight_per_sample=max(1.0, self.p.code_vote_weight),
+                outstanding_weight=self.outstanding_weight(),
             )
             if decision.stop:
                 return decision.reason
