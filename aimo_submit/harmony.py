@@ -367,12 +367,9 @@ class HarmonyChat:
 def final_answer(final_text: str, modulus: int) -> int | None:
     """The vote of a final-channel message: a box or an answer phrase (``extract_answer``), or
     else the whole message as one number (gpt-oss often writes just ``42``)."""
-    from aimo_submit.extract import extract_answer, normalize, to_integer
+    from aimo_submit.extract import extract_answer, to_integer
 
     answer = extract_answer(final_text, modulus)
     if answer is None and final_text.strip():
-        try:
-            answer = to_integer(normalize(final_text.strip()), modulus)
-        except Exception:  # model text must never take the solver down
-            answer = None
+        answer = to_integer(final_text.strip(), modulus)  # it normalises; None for any bad text
     return answer
