@@ -408,14 +408,16 @@ def _bare_answer(text: str, whole_message: bool) -> str | None:
     return line if _BARE_START.match(line) else None
 
 
-def find_answer(text: str) -> str | None:
+def find_answer(text: str, *, final_message: bool = False) -> str | None:
     r"""The candidate that casts this output's vote (see the module doc, "Find"), or None.
 
     Harmony text: only the last ``final`` message counts. There, or in any text: the last
     box, unless a "final answer" phrase follows it; else the last answer phrase; else a number
-    standing alone (the whole text, or the last line of a final message).
+    standing alone (the whole text, or the last line of a final message). ``final_message``:
+    ``text`` is already the body of a final message (a parser cut it out), so the same rules
+    apply as when the channel markers are still in the text.
     """
-    message = _final_message(text)
+    message = text if final_message else _final_message(text)
     region = text if message is None else message
     box = _last_box(region)
     if box is not None:
@@ -834,18 +836,19 @@ def to_integer(content: str, modulus: int = 1000) -> int | None:
     return value.numerator % modulus
 
 
-def extract_answer(text: str, modulus: int = 1000) -> int | None:
+def extract_answer(text: str, modulus: int = 1000, *, final_message: bool = False) -> int | None:
     r"""The integer answer of one model output (``% modulus``), or None: no vote.
 
     The last complete ``\boxed{}``/``\fbox{}`` decides; only without one does the last
     "answer is N" phrase count. Never raises on a string (a non-``str`` gives None too);
     raises ``ValueError`` only for a ``modulus`` below 1, which is a caller bug.
+    ``final_message``: see :func:`find_answer`.
     """
     _check_modulus(modulus)
     if not isinstance(text, str):
         return None
     try:
-        content = find_answer(text)
+        content = find_answer(text, final_message=final_message)
         return None if content is None else to_integer(content, modulus)
     except Exception:  # backstop only: every expected failure above already returns None
         return None

@@ -365,11 +365,13 @@ class HarmonyChat:
 
 
 def final_answer(final_text: str, modulus: int) -> int | None:
-    """The vote of a final-channel message: a box or an answer phrase (``extract_answer``), or
-    else the whole message as one number (gpt-oss often writes just ``42``)."""
+    """The vote of a final-channel message: a box, an answer phrase or a number alone on the
+    last line (``extract_answer`` with the final-message rules, so a recorded text with its
+    channel markers votes as the live turn does), or else the whole message as one expression
+    (gpt-oss often writes just ``42``)."""
     from aimo_submit.extract import extract_answer, to_integer
 
-    answer = extract_answer(final_text, modulus)
+    answer = extract_answer(final_text, modulus, final_message=True)
     if answer is None and final_text.strip():
         answer = to_integer(final_text.strip(), modulus)  # it normalises; None for any bad text
     return answer

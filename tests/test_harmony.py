@@ -513,3 +513,19 @@ def test_submission_predict_answers_through_the_harmony_path(sessions: Any,
     record = json.loads((tmp_path / "aimo_runlog.jsonl").read_text().splitlines()[-1])
     assert record["code_calls"] == 3 and record["answer_source"] == "votes"
     assert engine.problems == [] and len(sessions.closed) == 1
+
+
+@pytest.mark.parametrize("body", [
+    "The computation gives:\n\n42",
+    "So the answer is 42.",
+    "We get $\\boxed{42}$.",
+    "42",
+])
+def test_final_message_votes_like_the_recorded_text(body: str) -> None:
+    """The live path (a parsed final message) and extraction over the raw harmony text agree."""
+    from aimo_submit.extract import extract_answer
+    from aimo_submit.harmony import final_answer
+
+    raw = ("<|channel|>analysis<|message|>work 7<|end|><|start|>assistant"
+           f"<|channel|>final<|message|>{body}<|return|>")
+    assert final_answer(body, 1000) == extract_answer(raw, 1000) == 42
