@@ -4,7 +4,7 @@ Each preset is a complete :class:`PolicyConfig`; the simulator and a submission 
 name so that what was measured is exactly what runs. A competition profile names its default
 preset (``CompetitionProfile.default_preset``): ``ours-aimo2`` and ``ours-aimo3``, tuned on that
 competition's top-level recorded traces (``bench/results/policies.md``), because the right
-policy depends on the model and machine (a 14B model on 4x L4 with a 12k token cap vs
+policy depends on the model and machine (a 14B model on 4x L4 with a 16k token cap vs
 gpt-oss-120b on one H100 whose samples run 30k+ tokens). ``ours`` is kept as the AIMO2 one.
 
 The references keep their published rules, each with its own time rule (``policy.time_rule``):
@@ -52,7 +52,7 @@ MODEL_MAX_TOKENS = {
     # at 16k) say the 12k cap loses answers)
     "aimo2": package_manifest().get("deepseek-r1-distill-qwen-14b-awq").max_tokens,
     # max_tokens of gpt-oss-120b, read from weights_manifest.json (61,440 with max_model_len
-    # 65,536): twelve such sequences fit the H100's FP8 KV cache (hardware.py: about 810k
+    # 65,536): twelve such sequences fit the H100's FP8 KV cache (hardware.py: 811k
     # tokens), and the recorded AIMO3 traces lose little to it (25 of 452 samples run longer)
     "aimo3": package_manifest().get("gpt-oss-120b").max_tokens,
 }
@@ -120,7 +120,7 @@ PRESETS: dict[str, PolicyConfig] = {
         # when the fair share is shorter than that it runs fewer samples (down to 2), so that
         # on a tight clock some problems are answered instead of none. 8 samples: the pools
         # recorded hold 8, so more would be unvalidated; 8 x the 18,432-token context also
-        # fits the 4x L4 KV cache (hardware.py: 370k tokens), 32 would not.
+        # fits the 4x L4 KV cache (hardware.py: 358k tokens), 32 would not.
         n_samples=8,
         early_stop_agree=2,
         extend_factor=6.0,
