@@ -77,7 +77,6 @@ __all__ = [
     "SETUPS",
     "WEIGHT_FORMATS",
     "GPUSpec",
-    "HardwareThroughput",
     "MeasuredThroughput",
     "MemoryPlan",
     "ModelShape",
@@ -542,10 +541,6 @@ class RooflineThroughput:
 
     def describe(self) -> str:
         return f"roofline model (no measured table) of {self.setup.describe()}"
-
-
-HardwareThroughput = RooflineThroughput
-"""The name the replay engine used before this module existed."""
 
 
 @dataclass(frozen=True)
