@@ -434,6 +434,11 @@ class Setup:
         return self.data_parallel
 
     @property
+    def table_name(self) -> str:
+        """The model's name in its one-GPU measured table (``h200_<table_name>.json``)."""
+        return self.shape.table or self.model
+
+    @property
     def kv_bytes_per_token(self) -> int:
         """KV bytes one more context token costs a replica (all of its GPUs)."""
         return self.shape.kv_bytes_per_token(self.kv_cache_dtype)
@@ -767,7 +772,7 @@ def throughput_for(name: str, tables_dir: str | Path | None = None) -> Throughpu
     if path is not None:
         return ScaledThroughput(load_throughput(path), setup, measured_tp=setup.tensor_parallel,
                                 measured_dp=setup.data_parallel)
-    path = table_for(setup.shape.table or setup.model, tables_dir)
+    path = table_for(setup.table_name, tables_dir)
     if path is None:
         return HARDWARE_PRESETS[name]
     return ScaledThroughput(load_throughput(path), setup)

@@ -349,7 +349,7 @@ def run() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for setup in ("h100-gpt-oss-120b", "l4x4-tp4", "l4x4-dp4"):
         spec = hardware.SETUPS[setup]
-        path = hardware.table_for(spec.shape.table or spec.model)
+        path = hardware.table_for(spec.table_name)
         if path is None:
             rows.append({"setup": setup, "status": "no measured table: roofline"})
             continue
