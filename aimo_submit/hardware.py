@@ -94,6 +94,8 @@ __all__ = [
     "load_throughput",
     "memory_plan",
     "model_shape_from_config",
+    "table_for",
+    "table_name",
     "throughput_for",
     "weight_bytes",
 ]
@@ -434,8 +436,8 @@ class Setup:
         return self.data_parallel
 
     @property
-    def table_name(self) -> str:
-        """The model's name in its one-GPU measured table (``h200_<table_name>.json``)."""
+    def table_model(self) -> str:
+        """The model name its one-GPU measured table is filed under (:func:`table_name`)."""
         return self.shape.table or self.model
 
     @property
@@ -730,11 +732,16 @@ def load_throughput(path: str | Path, scale: float | None = None) -> MeasuredThr
                               str(source))
 
 
+def table_name(model: str) -> str:
+    """File name of a table measured on one H200 (``bench/bench_hardware.py tables``)."""
+    return f"h200_{model}.json"
+
+
 def table_for(model: str, tables_dir: str | Path | None = None) -> Path | None:
-    """The measured H200 table of ``model`` (``h200_<model>*.json``), if one was delivered."""
+    """The measured H200 table of ``model``, if one was delivered."""
     folder = Path(tables_dir) if tables_dir is not None else TABLES_DIR
-    hits = sorted(folder.glob(f"h200_{model}*.json")) if folder.is_dir() else []
-    return hits[0] if hits else None
+    path = folder / table_name(model)
+    return path if path.is_file() else None
 
 
 def layout_name(tensor_parallel: int, data_parallel: int) -> str:
@@ -772,7 +779,7 @@ def throughput_for(name: str, tables_dir: str | Path | None = None) -> Throughpu
     if path is not None:
         return ScaledThroughput(load_throughput(path), setup, measured_tp=setup.tensor_parallel,
                                 measured_dp=setup.data_parallel)
-    path = table_for(setup.table_name, tables_dir)
+    path = table_for(setup.table_model, tables_dir)
     if path is None:
         return HARDWARE_PRESETS[name]
     return ScaledThroughput(load_throughput(path), setup)
