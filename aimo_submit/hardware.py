@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from aimo_submit.engines.vllm_settings import VLLMSettings
+
 __all__ = [
     "GIB",
     "GPUS",
@@ -396,10 +398,10 @@ class Setup:
     name: str
     gpu: str
     model: str
-    tensor_parallel: int = 1
-    data_parallel: int = 1
-    memory_utilization: float = 0.92
-    kv_cache_dtype: str = "auto"
+    tensor_parallel: int
+    data_parallel: int
+    memory_utilization: float
+    kv_cache_dtype: str
     reserve_bytes: int = RESERVE_BYTES
     bandwidth_efficiency: float = 0.7
     """Achievable share of datasheet bandwidth in decode. Assumed."""
@@ -412,12 +414,11 @@ class Setup:
     def from_engine_settings(cls, name: str, gpu: str, model: str,
                              settings: Mapping[str, Any], **assumptions: Any) -> Setup:
         """The setup a manifest entry's vLLM ``engine_settings`` describe (the configuration
-        is the manifest's; this module only computes from it)."""
-        return cls(name, gpu, model,
-                   tensor_parallel=int(settings.get("tensor_parallel_size", 1)),
-                   data_parallel=int(settings.get("data_parallel_size", 1)),
-                   memory_utilization=float(settings.get("gpu_memory_utilization", 0.92)),
-                   kv_cache_dtype=str(settings.get("kv_cache_dtype", "auto")), **assumptions)
+        is the manifest's, read as the engine reads it, defaults included; this module only
+        computes from it)."""
+        vllm = VLLMSettings.from_dict({"model": model, **settings})
+        return cls(name, gpu, model, vllm.tensor_parallel_size, vllm.data_parallel_size,
+                   vllm.gpu_memory_utilization, vllm.kv_cache_dtype, **assumptions)
 
     @property
     def spec(self) -> GPUSpec:
