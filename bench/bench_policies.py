@@ -31,7 +31,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aimo_submit.presets import policies_for
+from aimo_submit.presets import PRESETS, policies_for
 from aimo_submit.simulate import (
     CompetitionResult,
     SimSettings,
@@ -179,7 +179,9 @@ def run() -> list[dict[str, Any]]:
           f"{TUNING_SEEDS[0]}..{TUNING_SEEDS[-1]} (other problem orders and pool orders than "
           f"the seeds 0..{TOP_SEEDS - 1} reported here; the grid tool: "
           "`python -m bench.tune_policies`); the holdout files never chose anything. Its "
-          "rules: stop at 2 agreeing answers; a disagreeing problem may run to 6x its fair "
+          f"rules: stop at {PRESETS['ours-aimo2'].early_stop_agree} agreeing answers (AIMO2; "
+          f"{PRESETS['ours-aimo3'].early_stop_agree} for AIMO3); a disagreeing problem may run "
+          "to 6x its fair "
           "share; triage (`min_useful_tokens`: each problem gets the time a useful-length "
           "sample needs, and on a tight clock fewer samples, down to `tight_min_samples`); "
           "AIMO3 only: a lone answer does not settle a problem before 2x its fair share.", ""]
