@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from aimo_submit.engines.vllm_settings import VLLMSettings
+
 __all__ = [
     "GIB",
     "GPUS",
@@ -77,7 +79,6 @@ __all__ = [
     "SETUPS",
     "WEIGHT_FORMATS",
     "GPUSpec",
-    "HardwareThroughput",
     "MeasuredThroughput",
     "MemoryPlan",
     "ModelShape",
@@ -95,6 +96,8 @@ __all__ = [
     "load_throughput",
     "memory_plan",
     "model_shape_from_config",
+    "table_for",
+    "table_name",
     "throughput_for",
     "weight_bytes",
 ]
@@ -395,10 +398,10 @@ class Setup:
     name: str
     gpu: str
     model: str
-    tensor_parallel: int = 1
-    data_parallel: int = 1
-    memory_utilization: float = 0.92
-    kv_cache_dtype: str = "auto"
+    tensor_parallel: int
+    data_parallel: int
+    memory_utilization: float
+    kv_cache_dtype: str
     reserve_bytes: int = RESERVE_BYTES
     bandwidth_efficiency: float = 0.7
     """Achievable share of datasheet bandwidth in decode. Assumed."""
@@ -411,12 +414,11 @@ class Setup:
     def from_engine_settings(cls, name: str, gpu: str, model: str,
                              settings: Mapping[str, Any], **assumptions: Any) -> Setup:
         """The setup a manifest entry's vLLM ``engine_settings`` describe (the configuration
-        is the manifest's; this module only computes from it)."""
-        return cls(name, gpu, model,
-                   tensor_parallel=int(settings.get("tensor_parallel_size", 1)),
-                   data_parallel=int(settings.get("data_parallel_size", 1)),
-                   memory_utilization=float(settings.get("gpu_memory_utilization", 0.92)),
-                   kv_cache_dtype=str(settings.get("kv_cache_dtype", "auto")), **assumptions)
+        is the manifest's, read as the engine reads it, defaults included; this module only
+        computes from it)."""
+        vllm = VLLMSettings.from_dict({"model": model, **settings})
+        return cls(name, gpu, model, vllm.tensor_parallel_size, vllm.data_parallel_size,
+                   vllm.gpu_memory_utilization, vllm.kv_cache_dtype, **assumptions)
 
     @property
     def spec(self) -> GPUSpec:
@@ -433,6 +435,11 @@ class Setup:
     @property
     def replicas(self) -> int:
         return self.data_parallel
+
+    @property
+    def table_model(self) -> str:
+        """The model name its one-GPU measured table is filed under (:func:`table_name`)."""
+        return self.shape.table or self.model
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -542,10 +549,6 @@ class RooflineThroughput:
 
     def describe(self) -> str:
         return f"roofline model (no measured table) of {self.setup.describe()}"
-
-
-HardwareThroughput = RooflineThroughput
-"""The name the replay engine used before this module existed."""
 
 
 @dataclass(frozen=True)
@@ -730,11 +733,16 @@ def load_throughput(path: str | Path, scale: float | None = None) -> MeasuredThr
                               str(source))
 
 
+def table_name(model: str) -> str:
+    """File name of a table measured on one H200 (``bench/bench_hardware.py tables``)."""
+    return f"h200_{model}.json"
+
+
 def table_for(model: str, tables_dir: str | Path | None = None) -> Path | None:
-    """The measured H200 table of ``model`` (``h200_<model>*.json``), if one was delivered."""
+    """The measured H200 table of ``model``, if one was delivered."""
     folder = Path(tables_dir) if tables_dir is not None else TABLES_DIR
-    hits = sorted(folder.glob(f"h200_{model}*.json")) if folder.is_dir() else []
-    return hits[0] if hits else None
+    path = folder / table_name(model)
+    return path if path.is_file() else None
 
 
 def layout_name(tensor_parallel: int, data_parallel: int) -> str:
@@ -772,7 +780,7 @@ def throughput_for(name: str, tables_dir: str | Path | None = None) -> Throughpu
     if path is not None:
         return ScaledThroughput(load_throughput(path), setup, measured_tp=setup.tensor_parallel,
                                 measured_dp=setup.data_parallel)
-    path = table_for(setup.shape.table or setup.model, tables_dir)
+    path = table_for(setup.table_model, tables_dir)
     if path is None:
         return HARDWARE_PRESETS[name]
     return ScaledThroughput(load_throughput(path), setup)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aimo_submit.competition import CompetitionProfile
 from aimo_submit.engines.vllm_settings import VLLMSettings, settings_schema
 
 MANIFEST_FILENAME = "weights_manifest.json"
@@ -480,6 +481,12 @@ class Manifest:
         except KeyError:
             raise ManifestError(f"the manifest names no default model for {where!r}; "
                                 f"defaults: {dict(self.defaults)}") from None
+
+    def for_profile(self, profile: CompetitionProfile, model: str | None = None) -> ModelEntry:
+        """The entry a notebook for ``profile`` runs: ``model`` if named, else the profile's
+        ``default_model``, else the Kaggle default."""
+        name = model or profile.default_model
+        return self.get(name) if name else self.default("kaggle")
 
     @classmethod
     def from_dict(cls, data: Any, path: Path | None = None) -> Manifest:

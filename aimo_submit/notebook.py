@@ -224,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         user = kaggle_username(args.kaggle_user)
         manifest = load_manifest(args.manifest)
-        name = args.model or get_profile(args.profile).default_model
-        model = manifest.get(name) if name else manifest.default("kaggle")
+        model = manifest.for_profile(get_profile(args.profile), args.model)
         nb = build_notebook(args.template, args.out, default_model=model.name,
                             profile=args.profile)
         code_file = os.path.relpath(nb, args.metadata.parent)

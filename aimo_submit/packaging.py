@@ -193,8 +193,7 @@ def build_package(
         user = kaggle_username(kaggle_user)
         manifest = load_manifest(root / MANIFEST_FILENAME)
         prof = get_profile(profile)
-        model = model or prof.default_model
-        entry = manifest.get(model) if model else manifest.default("kaggle")
+        entry = manifest.for_profile(prof, model)
     except (NotebookError, ManifestError, KeyError) as exc:
         raise PackagingError(str(exc)) from exc
     result = PackageResult(out, out / LIB_DATASET, username=user, model=entry.name)

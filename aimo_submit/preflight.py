@@ -6,7 +6,8 @@ not as an install or engine failure minutes later. In the interactive run it sto
 competition rerun it only reports (the server must start whatever happens: ``predict`` then
 answers the fallback) and leaves the report in ``aimo_preflight.json``.
 
-Standard library only (with :mod:`aimo_submit.manifest`, also standard library): it is imported
+Standard library only (with :mod:`aimo_submit.manifest` and
+:mod:`aimo_submit.engines.vllm_settings`, also standard library): it is imported
 from the attached library dataset before the wheels are installed.
 """
 
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from aimo_submit.engines.vllm_settings import VLLMSettings
 from aimo_submit.manifest import (
     ManifestError,
     ModelEntry,
@@ -135,9 +137,7 @@ def gpus_needed(entry: ModelEntry) -> int:
     """GPUs the model's engine settings ask for (0: runs on CPU too)."""
     if entry.engine != "vllm":
         return 0
-    settings = entry.engine_settings or {}
-    return int(settings.get("tensor_parallel_size", 1)) * int(
-        settings.get("data_parallel_size", 1))
+    return VLLMSettings.from_dict({"model": entry.name, **entry.engine_settings}).n_gpus
 
 
 def _check_model(entry: ModelEntry, roots: Sequence[Path], report: PreflightReport) -> None:

@@ -4,7 +4,7 @@ Each preset is a complete :class:`PolicyConfig`; the simulator and a submission 
 name so that what was measured is exactly what runs. A competition profile names its default
 preset (``CompetitionProfile.default_preset``): ``ours-aimo2`` and ``ours-aimo3``, tuned on that
 competition's top-level recorded traces (``bench/results/policies.md``), because the right
-policy depends on the model and machine (a 14B model on 4x L4 with a 12k token cap vs
+policy depends on the model and machine (a 14B model on 4x L4 with a 16k token cap vs
 gpt-oss-120b on one H100 whose samples run 30k+ tokens). ``ours`` is kept as the AIMO2 one.
 
 The references keep their published rules, each with its own time rule (``policy.time_rule``):
@@ -45,18 +45,16 @@ from aimo_submit.policy import PolicyConfig
 __all__ = ["MODEL_MAX_TOKENS", "PRESETS", "get_preset", "policies_for", "preset_names",
            "resolve_policy", "winner_at"]
 
-MODEL_MAX_TOKENS = {
-    # max_tokens of deepseek-r1-distill-qwen-14b-awq, read from weights_manifest.json (16k,
-    # because both the recorded Qwen3 AIME traces (29 % of right answers come after 12,288
-    # tokens) and the published R1-Distill-Qwen-14B table (AIME 2025 pass@1 39.9 at 12k, 46.2
-    # at 16k) say the 12k cap loses answers)
-    "aimo2": package_manifest().get("deepseek-r1-distill-qwen-14b-awq").max_tokens,
-    # max_tokens of gpt-oss-120b, read from weights_manifest.json (61,440 with max_model_len
-    # 65,536): twelve such sequences fit the H100's FP8 KV cache (hardware.py: about 810k
-    # tokens), and the recorded AIMO3 traces lose little to it (25 of 452 samples run longer)
-    "aimo3": package_manifest().get("gpt-oss-120b").max_tokens,
-}
-"""The token cap of each profile's model."""
+MODEL_MAX_TOKENS = {name: package_manifest().for_profile(prof).max_tokens
+                    for name, prof in PROFILES.items()}
+"""The token cap of each profile's model, read from weights_manifest.json.
+
+aimo2 (deepseek-r1-distill-qwen-14b-awq): 16k, because both the recorded Qwen3 AIME traces (29 %
+of right answers come after 12,288 tokens) and the published R1-Distill-Qwen-14B table (AIME
+2025 pass@1 39.9 at 12k, 46.2 at 16k) say the 12k cap loses answers. aimo3 (gpt-oss-120b):
+61,440 with max_model_len 65,536; twelve such sequences fit the H100's FP8 KV cache
+(hardware.py: 811k tokens), and the recorded AIMO3 traces lose little to it (25 of 452 samples
+run longer)."""
 
 _NO_SOFT_STOP = {"soft_fraction": PolicyConfig().extend_factor}
 """Soft deadline at the hard one: a problem never stops early for being merely 'settled'."""
@@ -120,7 +118,7 @@ PRESETS: dict[str, PolicyConfig] = {
         # when the fair share is shorter than that it runs fewer samples (down to 2), so that
         # on a tight clock some problems are answered instead of none. 8 samples: the pools
         # recorded hold 8, so more would be unvalidated; 8 x the 18,432-token context also
-        # fits the 4x L4 KV cache (hardware.py: 370k tokens), 32 would not.
+        # fits the 4x L4 KV cache (hardware.py: 358k tokens), 32 would not.
         n_samples=8,
         early_stop_agree=2,
         extend_factor=6.0,
@@ -234,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = load_manifest(args.manifest)
     prof = get_profile(args.profile)
-    model = args.model or prof.default_model
-    entry = manifest.get(model) if model else manifest.default("kaggle")
+    entry = manifest.for_profile(prof, args.model)
     preset = args.preset or prof.default_preset
     try:
         policy = resolve_policy(preset, model_max_tokens=entry.max_tokens,

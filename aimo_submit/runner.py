@@ -83,6 +83,13 @@ class EventLoopThread:
         done, _ = concurrent.futures.wait([future], timeout=max(0.0, timeout))
         return bool(done)
 
+    def result(self, future: concurrent.futures.Future[Any], timeout: float,
+               what: str = "loop task") -> Any:
+        """``future``'s result once done (:meth:`wait`), or ``TimeoutError`` saying ``what``."""
+        if not self.wait(future, timeout):
+            raise TimeoutError(f"{what} took over {timeout:g} s")
+        return future.result(timeout=0)
+
     def stop(self, timeout: float = 5.0) -> None:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
@@ -404,10 +411,8 @@ class Submission:
         future = self._loop.submit(self.solver.solve(text, self._on_loop_clock(budget), live=live))
         timeout = max(0.0, budget.hard_deadline - self.clock()) + self.policy.answer_grace_s
         try:
-            if not self._loop.wait(future, timeout):
-                raise concurrent.futures.TimeoutError
-            result = future.result(timeout=0)
-        except concurrent.futures.TimeoutError:
+            result = self._loop.result(future, timeout, "solve")
+        except TimeoutError:
             future.cancel()
             faults.append(f"solve overran its deadline by {self.policy.answer_grace_s:.1f} s")
             best, source = live.best_answer()
@@ -570,19 +575,14 @@ class Submission:
         if not self._ready.done():
             self._ready.cancel()  # a load or restart still running: the engine closes anyway
         try:
-            closing = self._loop.submit(self.engine.close())
-            if not self._loop.wait(closing, 30):
-                raise TimeoutError("engine close took over 30 s")
-            closing.result(timeout=0)
+            self._loop.result(self._loop.submit(self.engine.close()), 30, "engine close")
         except Exception as exc:
             log.warning("engine close failed: %r", exc)
         if self.sandbox is not None and hasattr(self.sandbox, "close"):
             try:
                 res = self.sandbox.close()
                 if asyncio.iscoroutine(res):
-                    closing = self._loop.submit(res)
-                    self._loop.wait(closing, 10)
-                    closing.result(timeout=0)
+                    self._loop.result(self._loop.submit(res), 10, "sandbox close")
             except Exception as exc:
                 log.warning("sandbox close failed: %r", exc)
         self._loop.stop()

@@ -441,11 +441,6 @@ def paired(results: Sequence[CompetitionResult], ours: str = "ours"
     return out
 
 
-def paired_gaps(results: Sequence[CompetitionResult], ours: str) -> dict[str, tuple[float, int]]:
-    """For each other policy: mean of (ours - it) over seeds and how many seeds ours won."""
-    return {k: (v["gap"], v["ahead"]) for k, v in paired(results, ours).items()}
-
-
 def summary_json(results: Sequence[CompetitionResult], settings: SimSettings,
                  seeds: Sequence[int], policies: dict[str, PolicyConfig]) -> dict[str, Any]:
     """The ``--summary`` document: settings, oracle, every policy, and ours paired with each."""

@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:
 
 from aimo_submit.engines.base import FinishReason, GenerationRequest  # noqa: E402
 from aimo_submit.engines.vllm_engine import VLLMEngine, VLLMSettings, _vllm_env_defaults  # noqa: E402
+from aimo_submit.hardware import table_name  # noqa: E402
 from bench.bench_vllm import write_tokenizer  # noqa: E402
 
 CONFIGS = REPO / "bench" / "configs"
@@ -205,7 +206,7 @@ def tables(args: argparse.Namespace) -> dict[str, Any]:
         data["fallback_reason"] = f"{type(exc).__name__}: {exc}"[:500]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"h200_{args.model}.json").write_text(json.dumps(data, indent=1))
+    (out / table_name(args.model)).write_text(json.dumps(data, indent=1))
     return data
 
 
@@ -349,7 +350,7 @@ def run() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for setup in ("h100-gpt-oss-120b", "l4x4-tp4", "l4x4-dp4"):
         spec = hardware.SETUPS[setup]
-        path = hardware.table_for(spec.shape.table or spec.model)
+        path = hardware.table_for(spec.table_model)
         if path is None:
             rows.append({"setup": setup, "status": "no measured table: roofline"})
             continue

@@ -31,7 +31,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aimo_submit.presets import policies_for
+from aimo_submit.presets import PRESETS, policies_for
 from aimo_submit.simulate import (
     CompetitionResult,
     SimSettings,
@@ -47,8 +47,9 @@ from aimo_submit.traces import default_traces_dir, trace_files
 # -- configuration (data) ------------------------------------------------------------------------
 TOP_SEEDS = 10
 """Competitions per policy and clock on each top-level file (seeds 0..9)."""
-TUNING_SEEDS = "100..119"
-"""The seeds the presets were tuned on (stated in the report; never the reported ones)."""
+TUNING_SEEDS = range(100, 120)
+"""The seeds the presets were tuned on (``tune_policies``; stated in the report; never the
+reported ones)."""
 CLOCK_SCALES = (0.25, 1 / 3, 0.5, 1.0)
 HOLDOUT_SEEDS = 10
 SYNTHETIC_SEEDS = 6
@@ -174,11 +175,13 @@ def run() -> list[dict[str, Any]]:
           "left), `aimo3-baseline` (8 attempts, vote at the end, fixed share), `winner@N` (the "
           "winner's rules with ours' sample count), `ours` (the profile's default preset: what "
           "the notebook runs).", "",
-          f"`ours` was tuned on the top-level files only, over the whole budget curve, on seeds "
-          f"{TUNING_SEEDS} (other problem orders and pool orders than the seeds "
-          f"0..{TOP_SEEDS - 1} reported here; the grid tool: `python -m bench.tune_policies`); "
-          "the holdout files never chose anything. Its "
-          "rules: stop at 2 agreeing answers; a disagreeing problem may run to 6x its fair "
+          "`ours` was tuned on the top-level files only, over the whole budget curve, on seeds "
+          f"{TUNING_SEEDS[0]}..{TUNING_SEEDS[-1]} (other problem orders and pool orders than "
+          f"the seeds 0..{TOP_SEEDS - 1} reported here; the grid tool: "
+          "`python -m bench.tune_policies`); the holdout files never chose anything. Its "
+          f"rules: stop at {PRESETS['ours-aimo2'].early_stop_agree} agreeing answers (AIMO2; "
+          f"{PRESETS['ours-aimo3'].early_stop_agree} for AIMO3); a disagreeing problem may run "
+          "to 6x its fair "
           "share; triage (`min_useful_tokens`: each problem gets the time a useful-length "
           "sample needs, and on a tight clock fewer samples, down to `tight_min_samples`); "
           "AIMO3 only: a lone answer does not settle a problem before 2x its fair share.", ""]

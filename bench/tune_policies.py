@@ -30,10 +30,7 @@ from aimo_submit.competition import get_profile
 from aimo_submit.policy import PolicyConfig
 from aimo_submit.presets import PRESETS, policies_for
 from aimo_submit.simulate import compare, settings_for
-from bench.bench_policies import CHUNK_TOKENS, CLOCK_SCALES, JOBS, profile_of
-
-TUNING_SEEDS = range(100, 120)
-"""Never the reported seeds (``bench_policies``: 0..9)."""
+from bench.bench_policies import CHUNK_TOKENS, CLOCK_SCALES, JOBS, TUNING_SEEDS, profile_of
 
 
 def solved(path: Path, profile: str, policies: dict[str, PolicyConfig],

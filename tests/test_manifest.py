@@ -114,6 +114,17 @@ def test_real_manifest_loads_and_every_entry_is_valid():
     assert manifest.default("kaggle").engine == "vllm"
 
 
+def test_the_model_a_profile_runs():
+    from aimo_submit.competition import AIMO2, AIMO3
+
+    manifest = load_manifest(REPO / "weights_manifest.json")
+    assert manifest.for_profile(AIMO2) == manifest.default("kaggle")  # AIMO2 names no model
+    assert manifest.for_profile(AIMO3).name == AIMO3.default_model == "gpt-oss-120b"
+    assert manifest.for_profile(AIMO3, "tiny-qwen2-math").name == "tiny-qwen2-math"
+    with pytest.raises(ManifestError, match="no-such-model"):
+        manifest.for_profile(AIMO2, "no-such-model")
+
+
 def test_default_manifest_is_found_next_to_the_package(monkeypatch):
     monkeypatch.delenv(mf.MANIFEST_ENV, raising=False)
     assert mf.default_manifest_path() == REPO / "weights_manifest.json"

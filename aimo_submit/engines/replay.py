@@ -45,7 +45,6 @@ from aimo_submit.engines.base import (
 )
 from aimo_submit.hardware import (  # re-exported: they lived here before hardware.py
     HARDWARE_PRESETS,
-    HardwareThroughput,
     MeasuredThroughput,
     ThroughputModel,
     load_throughput,
@@ -54,7 +53,6 @@ from aimo_submit.traces import TraceProblem, TraceSample
 
 __all__ = [
     "HARDWARE_PRESETS",
-    "HardwareThroughput",
     "MeasuredThroughput",
     "ReplayEngine",
     "ThroughputModel",

@@ -30,7 +30,7 @@ Why it is built this way:
   nothing new there, and with ``dp_backend="replicas"`` that replica alone is killed and started
   again in the background. A hang of the only (or every) replica is the runner's to handle: the
   solver sees the whole engine stall and ``Submission`` restarts it.
-* **vLLM is imported inside ``start``** only, so this module (settings, memory arithmetic, output
+* **vLLM is imported inside ``start``** only, so this module (routing, stall fencing, output
   mapping) imports and is tested on CPU machines without vLLM.
 
 Layout. ``tensor_parallel_size`` x ``data_parallel_size`` GPUs. Data parallel replicas are either
@@ -72,10 +72,6 @@ from aimo_submit.engines.base import (
     TokenStats,
 )
 from aimo_submit.engines.vllm_settings import VLLMSettings
-
-# The settings schema (read by the manifest too) and the memory arithmetic live elsewhere:
-# ``engines/vllm_settings.py`` and ``hardware.py``.
-
 
 # --------------------------------------------------------------------------------------------
 # Request bookkeeping (pure: tested with plain objects shaped like vLLM's outputs)
