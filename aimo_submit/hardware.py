@@ -59,7 +59,7 @@ import csv
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -107,7 +107,20 @@ TABLES_DIR = Path(__file__).resolve().parents[1] / "bench" / "results" / "throug
 LAYOUT_TABLE_GPUS = 4
 """The per-layout tables are measured on a machine of this many GPUs (Kaggle's 4x L4)."""
 PCIE_ALLREDUCE_S = 0.003
-"""Per decode step cost of tensor-parallel all-reduce over PCIe (L4s have no NVLink). Assumed."""
+"""Per decode step cost of tensor-parallel all-reduce over PCIe (L4s have no NVLink). Assumed:
+two all-reduces a layer (after attention and after the MLP), 96 a step for the 48-layer 14B,
+of a few KiB each, so latency-bound at about 30 us each over PCIe."""
+STREAM_EFFICIENCY = 0.886
+"""Share of datasheet bandwidth at which a decode step streams its bytes (weights and KV),
+measured: the concurrency-1 rows of ``h200_r1-distill-qwen-14b.json`` grow 1.46 ms from 1k to
+32k context while the KV read grows 6.2 GB, a fitted 4.25 TB/s of the H200's 4.8
+(:func:`fit_bandwidth`; a test recomputes it from the table). Assumed the same share on the
+H100 and the L4. A width sweep (``h200_width_sweep.json``: same layers, other widths) would
+measure it for weight reads too (:func:`width_sweep_efficiency`)."""
+SCALING_RULES = ("split", "bandwidth")
+"""How :class:`ScaledThroughput` carries a measured step to another GPU: ``split`` (the
+default: bandwidth part by bytes, the remainder by SMs x clock) or ``bandwidth`` (the earlier
+rule, kept as a sensitivity check: the whole step by the bandwidth ratio)."""
 
 
 # -- facts ---------------------------------------------------------------------------------------
@@ -124,19 +137,32 @@ class GPUSpec:
     bandwidth_tbs: float
     peak_tflops: float
     """Dense 16-bit tensor throughput."""
+    sms: int
+    """Streaming multiprocessors."""
+    boost_clock_ghz: float
+    """Datasheet boost clock."""
 
     @property
     def memory_gib(self) -> float:
         return self.memory_bytes / GIB
+
+    @property
+    def sm_ghz(self) -> float:
+        """SMs x boost clock: how fast the GPU runs work that is not waiting on memory
+        (kernel launch chains, sampling, dequantization ALU work) when it fills the GPU."""
+        return self.sms * self.boost_clock_ghz
 
 
 GPUS: dict[str, GPUSpec] = {
     # Datasheets: NVIDIA H200 (141 GB HBM3e, 4.8 TB/s), H100 SXM (80 GB HBM3, 3.35 TB/s,
     # 989 TFLOPS dense BF16), L4 (24 GB GDDR6, 300 GB/s, 121 TFLOPS dense FP16). Memory as
     # reported: L4 23,034 MiB; H100 81,559 MiB (bench/results/vllm_h100.md); H200 143,771 MiB.
-    "h200": GPUSpec("H200", 143771 * MIB, 4.8, 989.0),
-    "h100": GPUSpec("H100 80 GB", 81559 * MIB, 3.35, 989.0),
-    "l4": GPUSpec("L4", 23034 * MIB, 0.3, 121.0),
+    # SMs and boost clock: H100 SXM5 and H200 are both the GH100 die with 132 SMs at 1,980
+    # MHz; the L4 is AD104 with 58 SMs (7,424 CUDA cores) at 2,040 MHz boost (795 MHz base,
+    # 72 W: under a sustained load it may hold less than boost).
+    "h200": GPUSpec("H200", 143771 * MIB, 4.8, 989.0, sms=132, boost_clock_ghz=1.98),
+    "h100": GPUSpec("H100 80 GB", 81559 * MIB, 3.35, 989.0, sms=132, boost_clock_ghz=1.98),
+    "l4": GPUSpec("L4", 23034 * MIB, 0.3, 121.0, sms=58, boost_clock_ghz=2.04),
 }
 L4_BYTES = GPUS["l4"].memory_bytes
 """What an NVIDIA L4 (sold as 24 GB) reports as total memory."""
@@ -278,6 +304,32 @@ def weight_bytes(shape: ModelShape, fmt: WeightFormat | str | None = None,
 def kv_bytes_per_token(shape: ModelShape, kv_dtype: str = "auto", tensor_parallel: int = 1) -> int:
     """K and V of every full-attention layer for one token on one GPU."""
     return shape.kv_bytes_per_token(kv_dtype, tensor_parallel)
+
+
+def step_bytes(shape: ModelShape, batch: float, mean_context: float, kv_dtype: str = "auto",
+               tensor_parallel: int = 1) -> float:
+    """Bytes each GPU of a tensor-parallel group reads in one decode step of ``batch``
+    sequences: the weights the step touches and every sequence's resident KV cache."""
+    kv = batch * (max(1.0, mean_context) * shape.kv_bytes_per_token(kv_dtype)
+                  + shape.window_kv_bytes(kv_dtype))
+    return (shape.step_weight_gb(batch) * 1e9 + kv) / tensor_parallel
+
+
+def fit_bandwidth(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """``(fixed seconds, bytes per second)`` of the least-squares line ``step = fixed +
+    bytes / bandwidth`` through ``(bytes read, step seconds)`` points that differ only in the
+    bytes read (one concurrency over contexts, or one layer count over widths)."""
+    if len(points) < 2:
+        raise ValueError("fitting a bandwidth needs at least two points")
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx <= 0:
+        raise ValueError("the points must differ in bytes read")
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    if slope <= 0:
+        raise ValueError("step time does not grow with bytes read: no bandwidth to fit")
+    return my - slope * mx, 1.0 / slope
 
 
 RESERVE_BYTES = 2 * GIB
@@ -458,6 +510,16 @@ class Setup:
         """Context tokens one replica's KV cache holds (its memory minus weights and reserve)."""
         return float(self.memory_plan().max_kv_tokens)
 
+    def compute_s(self, batch: float) -> float:
+        """Matmul time of one decode step of ``batch`` sequences on each GPU of a replica."""
+        return batch * 2 * self.shape.active_params_b * 1e9 / self.tensor_parallel / (
+            self.spec.peak_tflops * 1e12 * self.compute_efficiency)
+
+    @property
+    def allreduce_s(self) -> float:
+        """Per-step tensor-parallel all-reduce over PCIe (none for one GPU a replica)."""
+        return PCIE_ALLREDUCE_S if self.tensor_parallel > 1 else 0.0
+
     def resident(self, concurrency: float, mean_context: float) -> tuple[float, float]:
         """(sequences per replica, share of them whose KV cache fits and so decodes)."""
         per_replica = max(1.0, concurrency / self.replicas)
@@ -538,13 +600,9 @@ class RooflineThroughput:
         per_replica, share = s.resident(concurrency, mean_context)
         batch = per_replica * share
         tp = s.tensor_parallel
-        kv = batch * (max(1.0, mean_context) * s.kv_bytes_per_token
-                      + m.window_kv_bytes(s.kv_cache_dtype))
-        step_bytes = (m.step_weight_gb(batch) * 1e9 + kv) / tp
-        t_mem = step_bytes / (s.spec.bandwidth_tbs * 1e12 * s.bandwidth_efficiency)
-        t_compute = batch * 2 * m.active_params_b * 1e9 / tp / (
-            s.spec.peak_tflops * 1e12 * s.compute_efficiency)
-        step = max(t_mem, t_compute) + s.step_overhead_s + (PCIE_ALLREDUCE_S if tp > 1 else 0.0)
+        read = step_bytes(m, batch, mean_context, s.kv_cache_dtype, tp)
+        t_mem = read / (s.spec.bandwidth_tbs * 1e12 * s.bandwidth_efficiency)
+        step = max(t_mem, s.compute_s(batch)) + s.step_overhead_s + s.allreduce_s
         return share / step
 
     def describe(self) -> str:
@@ -627,7 +685,8 @@ class MeasuredThroughput:
 
 @dataclass(frozen=True)
 class ScaledThroughput:
-    """A table measured on one H200 (one model copy), carried to a :class:`Setup`."""
+    """A table measured on H200s (one model copy, or 4 GPUs in a layout), carried to a
+    :class:`Setup` by one of :data:`SCALING_RULES` (the module docstring states both)."""
 
     table: MeasuredThroughput
     setup: Setup
@@ -636,6 +695,13 @@ class ScaledThroughput:
     """Tensor parallel of the measured layout (1: one GPU, one model copy)."""
     measured_dp: int = 1
     """Replicas of the measured layout: its rows count the sequences of all of them."""
+    rule: str = "split"
+    measured_kv_dtype: str = "auto"
+    """KV dtype the table was measured with (the benchmarks use the model's 16-bit dtype)."""
+
+    def __post_init__(self) -> None:
+        if self.rule not in SCALING_RULES:
+            raise ValueError(f"unknown scaling rule {self.rule!r}; known: {SCALING_RULES}")
 
     @property
     def name(self) -> str:
@@ -643,16 +709,51 @@ class ScaledThroughput:
 
     @property
     def step_factor(self) -> float:
-        """How much longer a step takes on the setup's tensor-parallel group than measured."""
+        """The ``bandwidth`` rule: how much longer a whole step takes on the setup's
+        tensor-parallel group than measured (the bandwidth ratio)."""
         group_bw = self.setup.spec.bandwidth_tbs * self.setup.tensor_parallel
         return GPUS[self.measured_on].bandwidth_tbs * self.measured_tp / group_bw
 
+    @property
+    def rest_factor(self) -> float:
+        """The ``split`` rule: how much longer the part of a step that is not streaming
+        memory takes on the setup's GPU (SMs x clock of the measured GPU over the setup's)."""
+        return GPUS[self.measured_on].sm_ghz / self.setup.spec.sm_ghz
+
+    def split_step(self, batch: float, mean_context: float,
+                   measured_step_s: float) -> tuple[float, float, float]:
+        """(bandwidth part measured, remainder measured, step on the setup) in seconds, for
+        ``batch`` sequences decoding on each replica.
+
+        The bandwidth part is the time the step's bytes per GPU (:func:`step_bytes`) take at
+        :data:`STREAM_EFFICIENCY` of the measured GPU's bandwidth, at most the whole measured
+        step (where a row is faster than its modelled bytes allow, e.g. shared-prefix KV
+        served from L2, or dummy MoE weights routing to fewer experts than uniform routing,
+        all of that step counts as bandwidth: the earlier rule). It is carried by the ratio
+        of bytes per GPU (the setup's TP split and KV dtype) and of bandwidths; the
+        remainder by :attr:`rest_factor`. The setup's step is at least its matmul time, plus
+        the PCIe all-reduce under tensor parallelism."""
+        shape, setup = self.setup.shape, self.setup
+        measured_bw = GPUS[self.measured_on].bandwidth_tbs
+        read_m = step_bytes(shape, batch, mean_context, self.measured_kv_dtype,
+                            self.measured_tp)
+        read_s = step_bytes(shape, batch, mean_context, setup.kv_cache_dtype,
+                            setup.tensor_parallel)
+        t_bw_m = min(measured_step_s, read_m / (measured_bw * 1e12 * STREAM_EFFICIENCY))
+        rest_m = measured_step_s - t_bw_m
+        t_bw_s = t_bw_m * (read_s / read_m) * (measured_bw / setup.spec.bandwidth_tbs)
+        step = max(t_bw_s + rest_m * self.rest_factor, setup.compute_s(batch))
+        return t_bw_m, rest_m, step + setup.allreduce_s
+
     def tokens_per_s(self, concurrency: int, mean_context: float) -> float:
         per_replica, share = self.setup.resident(concurrency, mean_context)
-        batch = max(1.0, per_replica * share) * self.measured_dp
-        step = self.step_factor / self.table.tokens_per_s(math.ceil(batch), mean_context)
-        if self.setup.tensor_parallel > 1:
-            step += PCIE_ALLREDUCE_S
+        batch = max(1.0, per_replica * share)
+        measured = 1.0 / self.table.tokens_per_s(math.ceil(batch * self.measured_dp),
+                                                 mean_context)
+        if self.rule == "bandwidth":
+            step = self.step_factor * measured + self.setup.allreduce_s
+        else:
+            step = self.split_step(batch, mean_context, measured)[2]
         return share / step
 
     def describe(self) -> str:
@@ -660,9 +761,15 @@ class ScaledThroughput:
         if self.measured_tp * self.measured_dp > 1:
             where = (f"{self.measured_tp * self.measured_dp}x {where} in layout "
                      f"{layout_name(self.measured_tp, self.measured_dp)}")
+        if self.rule == "bandwidth":
+            how = f"steps x{self.step_factor:.2f} (bandwidth ratio; the earlier rule)"
+        else:
+            how = (f"split rule: bytes at {STREAM_EFFICIENCY:.0%} of each GPU's bandwidth, "
+                   f"the rest of each step x{self.rest_factor:.2f} (SMs x clock)")
+        if self.setup.allreduce_s:
+            how += f", + {self.setup.allreduce_s * 1000:g} ms PCIe all-reduce"
         return (f"{self.table.describe()} measured on {where}, "
-                f"scaled to {self.setup.describe()}: steps x{self.step_factor:.2f} "
-                "(bandwidth ratio)")
+                f"scaled to {self.setup.describe()}: {how}")
 
 
 HARDWARE_PRESETS: dict[str, RooflineThroughput] = {
@@ -769,9 +876,10 @@ def layout_table_for(setup: Setup, tables_dir: str | Path | None = None) -> Path
     return path if path.is_file() else None
 
 
-def throughput_for(name: str, tables_dir: str | Path | None = None) -> ThroughputModel:
+def throughput_for(name: str, tables_dir: str | Path | None = None,
+                   rule: str = "split") -> ThroughputModel:
     """The best model of setup ``name``: a table measured in its layout, else its one-GPU
-    H200 table, scaled; else the roofline."""
+    H200 table, scaled by ``rule`` (:data:`SCALING_RULES`); else the roofline."""
     try:
         setup = SETUPS[name]
     except KeyError:
@@ -779,11 +887,11 @@ def throughput_for(name: str, tables_dir: str | Path | None = None) -> Throughpu
     path = layout_table_for(setup, tables_dir)
     if path is not None:
         return ScaledThroughput(load_throughput(path), setup, measured_tp=setup.tensor_parallel,
-                                measured_dp=setup.data_parallel)
+                                measured_dp=setup.data_parallel, rule=rule)
     path = table_for(setup.table_model, tables_dir)
     if path is None:
         return HARDWARE_PRESETS[name]
-    return ScaledThroughput(load_throughput(path), setup)
+    return ScaledThroughput(load_throughput(path), setup, rule=rule)
 
 
 _TRACE_HARDWARE = (("gpt-oss-120b", "h100-gpt-oss-120b"), ("gpt-oss-20b", "h100-gpt-oss-20b"))
