@@ -76,7 +76,9 @@ __all__ = [
     "MODELS",
     "QWEN25_14B",
     "RESERVE_BYTES",
+    "SCALING_RULES",
     "SETUPS",
+    "STREAM_EFFICIENCY",
     "WEIGHT_FORMATS",
     "GPUSpec",
     "MeasuredThroughput",
@@ -92,14 +94,17 @@ __all__ = [
     "kv_bytes_per_token",
     "layout_name",
     "layout_table_for",
+    "fit_bandwidth",
     "layout_table_name",
     "load_throughput",
     "memory_plan",
     "model_shape_from_config",
+    "step_bytes",
     "table_for",
     "table_name",
     "throughput_for",
     "weight_bytes",
+    "width_sweep_efficiency",
 ]
 
 TABLES_DIR = Path(__file__).resolve().parents[1] / "bench" / "results" / "throughput"
@@ -838,6 +843,28 @@ def load_throughput(path: str | Path, scale: float | None = None) -> MeasuredThr
     source = p.resolve().relative_to(root) if p.resolve().is_relative_to(root) else p
     return MeasuredThroughput(tuple(rows), scale if scale is not None else file_scale,
                               str(source))
+
+
+def width_sweep_efficiency(path: str | Path, gpu: str = "h200") -> tuple[float, float]:
+    """``(fixed seconds, share of datasheet bandwidth)`` from a width sweep: one layer count,
+    several widths, each row at concurrency 1 and one short context, with the weight bytes it
+    reads (``weight_bytes`` or ``weight_gb``) and its ``tokens_per_s_per_seq``. The slope of
+    step time over weight bytes is the bandwidth at which weights stream; the intercept is
+    the per-step cost that no width changes (launches, sampling, scheduling), what the
+    ``split`` rule scales by SMs x clock. Such a table calibrates :data:`STREAM_EFFICIENCY`
+    for weight reads, which the context slope measures for KV reads only."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    rows = data.get("rows", []) if isinstance(data, dict) else data
+    points = []
+    for r in rows:
+        if float(r.get("concurrency", 1)) != 1:
+            continue
+        size = r.get("weight_bytes") or (float(r["weight_gb"]) * 1e9 if "weight_gb" in r
+                                         else None)
+        if size is not None and r.get("tokens_per_s_per_seq"):
+            points.append((float(size), 1.0 / float(r["tokens_per_s_per_seq"])))
+    fixed, bw = fit_bandwidth(points)
+    return fixed, bw / (GPUS[gpu].bandwidth_tbs * 1e12)
 
 
 def table_name(model: str) -> str:

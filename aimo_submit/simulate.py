@@ -48,6 +48,7 @@ from aimo_submit.competition import AIMO2, PROFILES, CompetitionProfile, get_pro
 from aimo_submit.engines.base import Engine
 from aimo_submit.engines.replay import ReplayEngine, problem_text
 from aimo_submit.hardware import (
+    SCALING_RULES,
     SETUPS,
     ThroughputModel,
     hardware_for_trace,
@@ -110,6 +111,8 @@ class SimSettings:
     """The competition profile judging answers (``competition.PROFILES``)."""
     tables_dir: str | None = None
     """Folder of measured H200 tables (default ``bench/results/throughput``)."""
+    scaling: str = "split"
+    """How a measured table is carried to the setup (``hardware.SCALING_RULES``)."""
 
     @property
     def competition(self) -> CompetitionProfile:
@@ -118,7 +121,7 @@ class SimSettings:
     def throughput(self) -> ThroughputModel:
         if self.throughput_file:
             return load_throughput(self.throughput_file, self.throughput_scale)
-        return throughput_for(self.hardware, self.tables_dir)
+        return throughput_for(self.hardware, self.tables_dir, self.scaling)
 
 
 def settings_for(traces: str, profile: str = "aimo2", *, clock_scale: float = 1.0,
@@ -507,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hardware", default=None, choices=sorted(SETUPS),
                     help="machine and model layout (default: the one the trace file was "
                          "recorded on where known, else the profile's)")
+    ap.add_argument("--scaling", default=SimSettings.scaling, choices=SCALING_RULES,
+                    help="how a measured H200 table is carried to the hardware (hardware.py: "
+                         "'split' by default, 'bandwidth' the earlier, more pessimistic rule)")
     ap.add_argument("--throughput", default=None,
                     help="a measured table (JSON or CSV) instead of the hardware's model")
     ap.add_argument("--throughput-scale", type=float, default=None,
@@ -529,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
                 else policies_for(args.profile))
         policies = {n: p.replace(**overrides) if overrides else p for n, p in base.items()}
         changes: dict[str, Any] = {"chunk_tokens": args.chunk_tokens, "trace_model": args.model,
+                                   "scaling": args.scaling,
                                    "throughput_file": args.throughput,
                                    "throughput_scale": args.throughput_scale}
         if args.problems is not None:

@@ -11,12 +11,17 @@ from aimo_submit.hardware import (
     HARDWARE_PRESETS,
     PCIE_ALLREDUCE_S,
     SETUPS,
+    STREAM_EFFICIENCY,
     MeasuredThroughput,
     RooflineThroughput,
     ScaledThroughput,
+    fit_bandwidth,
     hardware_for_trace,
     load_throughput,
+    step_bytes,
+    table_for,
     throughput_for,
+    width_sweep_efficiency,
 )
 
 
@@ -91,18 +96,119 @@ def test_loader_reads_the_benchmark_format(tmp_path):
         load_throughput(tmp_path / "bad.csv")
 
 
-def test_scaling_rules_h200_to_h100_and_l4(tmp_path):
+def test_bandwidth_rule_h200_to_h100_and_l4(tmp_path):
+    """The earlier rule (kept as a sensitivity check): the whole step x the bandwidth ratio."""
     table = load_throughput(_g_table(tmp_path))
-    h100 = ScaledThroughput(table, SETUPS["h100-gpt-oss-120b"])
+    h100 = ScaledThroughput(table, SETUPS["h100-gpt-oss-120b"], rule="bandwidth")
     assert h100.tokens_per_s(8, 8192) == pytest.approx(table.tokens_per_s(8, 8192) * 3.35 / 4.8)
-    tp4 = ScaledThroughput(table, SETUPS["l4x4-tp4"])
+    tp4 = ScaledThroughput(table, SETUPS["l4x4-tp4"], rule="bandwidth")
     expected = 1 / ((4.8 / 1.2) / table.tokens_per_s(8, 8192) + PCIE_ALLREDUCE_S)
     assert tp4.tokens_per_s(8, 8192) == pytest.approx(expected)
-    dp4 = ScaledThroughput(table, SETUPS["l4x4-dp4"])  # 8 sequences: 2 per L4
+    dp4 = ScaledThroughput(table, SETUPS["l4x4-dp4"], rule="bandwidth")  # 8 sequences: 2 per L4
     assert dp4.tokens_per_s(8, 1024) == pytest.approx(table.tokens_per_s(2, 1024) * 0.3 / 4.8)
     # the L4's memory caps the KV cache: 64 long sequences do not all run at once
     assert dp4.tokens_per_s(64, 32768) < table.tokens_per_s(16, 32768) * 0.3 / 4.8 * 0.5
     assert GPUS["h200"].bandwidth_tbs == 4.8 and GPUS["h100"].bandwidth_tbs == 3.35
+    with pytest.raises(ValueError, match="scaling rule"):
+        ScaledThroughput(table, SETUPS["l4x4-tp4"], rule="magic")
+
+
+def _dense_table(fixed_s: float, setup: str = "l4x4-tp4") -> MeasuredThroughput:
+    """An H200 table of the setup's model whose every step is ``fixed_s`` plus its bytes at
+    STREAM_EFFICIENCY of 4.8 TB/s: what the split rule assumes, so it must recover both."""
+    shape = SETUPS[setup].shape
+    rows = [(c, ctx, 1 / (fixed_s + step_bytes(shape, c, ctx) / (4.8e12 * STREAM_EFFICIENCY)))
+            for c in (1, 4, 8) for ctx in (1024, 4096)]
+    return MeasuredThroughput(tuple(rows))
+
+
+def test_split_rule_scales_bytes_by_bandwidth_and_the_rest_by_sms_times_clock():
+    fixed = 0.004
+    table = _dense_table(fixed)
+    tp4 = ScaledThroughput(table, SETUPS["l4x4-tp4"])
+    assert tp4.rule == "split"
+    assert tp4.rest_factor == pytest.approx(132 * 1.98 / (58 * 2.04))  # 2.21
+    shape = SETUPS["l4x4-tp4"].shape
+    read = step_bytes(shape, 4, 4096)
+    t_bw, rest, step = tp4.split_step(4, 4096, 1 / table.tokens_per_s(4, 4096))
+    assert t_bw == pytest.approx(read / (4.8e12 * STREAM_EFFICIENCY))
+    assert rest == pytest.approx(fixed)
+    # each L4 of TP 4 reads a quarter of the bytes at 0.3 TB/s; the rest x 2.21; + all-reduce
+    expected = read / 4 / (0.3e12 * STREAM_EFFICIENCY) + fixed * tp4.rest_factor
+    assert step == pytest.approx(expected + PCIE_ALLREDUCE_S)
+    assert tp4.tokens_per_s(4, 4096) == pytest.approx(1 / step)
+    # the H100 is the same die (132 SMs, 1.98 GHz): only the bytes slow down (4.8 / 3.35)
+    assert ScaledThroughput(table, SETUPS["h100-gpt-oss-120b"]).rest_factor == 1.0
+    assert "x2.21 (SMs x clock)" in tp4.describe() and "3 ms PCIe" in tp4.describe()
+
+
+def test_split_rule_lies_between_the_old_rule_and_pure_bandwidth():
+    """Never more pessimistic than scaling the whole step by bandwidth, never faster than the
+    bytes alone allow; with no fixed part both rules agree."""
+    for fixed in (0.0, 0.002, 0.006):
+        table = _dense_table(fixed)
+        for setup in ("l4x4-tp4", "l4x4-dp4", "l4x4-tp2dp2"):
+            split = ScaledThroughput(table, SETUPS[setup])
+            old = ScaledThroughput(table, SETUPS[setup], rule="bandwidth")
+            for c, ctx in ((1, 1024), (4, 4096), (8, 2048)):
+                assert split.tokens_per_s(c, ctx) >= old.tokens_per_s(c, ctx) * (1 - 1e-9)
+                if fixed == 0.0:
+                    assert split.tokens_per_s(c, ctx) == pytest.approx(old.tokens_per_s(c, ctx))
+                else:
+                    assert split.tokens_per_s(c, ctx) > old.tokens_per_s(c, ctx) * 1.01
+
+
+def test_split_rule_falls_back_to_the_old_rule_where_a_row_beats_its_bytes():
+    """A row faster than its modelled bytes allow (shared-prefix KV in L2, dummy MoE routing)
+    has no measurable remainder: all of it is carried as bandwidth, as the old rule does."""
+    table = MeasuredThroughput(((1, 1024, 1000.0), (8, 1024, 900.0)))  # 1 ms: < 10 GB's time
+    split = ScaledThroughput(table, SETUPS["l4x4-tp4"])
+    old = ScaledThroughput(table, SETUPS["l4x4-tp4"], rule="bandwidth")
+    assert split.split_step(1, 1024, 0.001)[1] == 0.0
+    assert split.tokens_per_s(8, 1024) == pytest.approx(old.tokens_per_s(8, 1024))
+
+
+def test_split_rule_floors_at_the_setups_matmul_time():
+    setup = SETUPS["l4x4-tp4"]
+    table = MeasuredThroughput(((1, 1024, 1000.0), (64, 1024, 1000.0)))
+    step = ScaledThroughput(table, setup).split_step(64, 1024, 0.001)[2]
+    assert step >= setup.compute_s(64) + PCIE_ALLREDUCE_S
+
+
+def test_fit_bandwidth_recovers_a_line_and_refuses_nonsense():
+    points = [(b, 0.004 + b / 4.25e12) for b in (1e9, 3e9, 7e9)]
+    fixed, bw = fit_bandwidth(points)
+    assert fixed == pytest.approx(0.004) and bw == pytest.approx(4.25e12)
+    for bad in ([(1e9, 0.01)], [(1e9, 0.01), (1e9, 0.02)], [(1e9, 0.02), (2e9, 0.01)]):
+        with pytest.raises(ValueError):
+            fit_bandwidth(bad)
+
+
+def test_stream_efficiency_is_what_the_14b_table_measures():
+    """STREAM_EFFICIENCY is the KV-read bandwidth the committed H200 table shows: its c=1 rows
+    over context, fitted (a fact recomputed here, not restated)."""
+    path = table_for(SETUPS["l4x4-tp4"].table_model)
+    assert path is not None
+    table = load_throughput(path)
+    per_token = SETUPS["l4x4-tp4"].shape.kv_bytes_per_token("auto")
+    points = [(ctx * per_token, 1 / table.tokens_per_s(1, ctx)) for ctx in table.contexts]
+    fixed, bw = fit_bandwidth(points)
+    assert bw / 4.8e12 == pytest.approx(STREAM_EFFICIENCY, abs=0.01)
+    # and most of a one-sequence step is not streaming weights: ~4.3 of its 6.7 ms
+    weights_s = SETUPS["l4x4-tp4"].shape.dense_read_gb * 1e9 / bw
+    assert 0.003 < fixed - weights_s < 0.006
+
+
+def test_width_sweep_calibrates_the_weight_stream(tmp_path):
+    rows = [{"concurrency": 1, "context": 1024, "weight_gb": gb,
+             "tokens_per_s_per_seq": 1 / (0.005 + gb * 1e9 / (0.8 * 4.8e12))}
+            for gb in (2.0, 5.0, 10.0)]
+    rows.append({"concurrency": 8, "context": 1024, "weight_gb": 2.0,
+                 "tokens_per_s_per_seq": 1.0})  # other concurrencies are not part of the fit
+    path = tmp_path / "h200_width_sweep.json"
+    path.write_text(json.dumps({"rows": rows}))
+    fixed, eff = width_sweep_efficiency(path)
+    assert fixed == pytest.approx(0.005) and eff == pytest.approx(0.8)
 
 
 def test_simulator_uses_a_delivered_table_else_says_roofline(tmp_path):
@@ -136,12 +242,14 @@ def test_a_table_measured_in_the_setups_layout_is_scaled_per_gpu(tmp_path):
     # a one-GPU table too (named as the bench names it): the layout table wins
     _g_table(tmp_path, model=SETUPS["l4x4-dp4"].shape.table or model)
     table = load_throughput(tmp_path / f"h200x4_{model}_dp4.json")
-    dp4 = throughput_for("l4x4-dp4", tmp_path)
+    split = throughput_for("l4x4-dp4", tmp_path)
+    dp4 = throughput_for("l4x4-dp4", tmp_path, rule="bandwidth")
+    assert split.tokens_per_s(16, 4096) > dp4.tokens_per_s(16, 4096)
     assert isinstance(dp4, ScaledThroughput) and (dp4.measured_tp, dp4.measured_dp) == (1, 4)
     assert dp4.step_factor == pytest.approx(4.8 / 0.3)
     # 16 sequences on the machine, 4 per L4, all fit at 4k: the table's row for 16
     assert dp4.tokens_per_s(16, 4096) == pytest.approx(table.tokens_per_s(16, 4096) * 0.3 / 4.8)
-    tp2dp2 = throughput_for("l4x4-tp2dp2", tmp_path)
+    tp2dp2 = throughput_for("l4x4-tp2dp2", tmp_path, rule="bandwidth")
     expected = 1 / ((4.8 / 0.3) / table.tokens_per_s(16, 4096) + PCIE_ALLREDUCE_S)
     assert tp2dp2.tokens_per_s(16, 4096) == pytest.approx(expected)
     assert "4x H200 in layout tp2dp2" in tp2dp2.describe()

@@ -412,6 +412,20 @@ def test_presets_and_cli(capsys, tmp_path):
     assert "| ours |" in out and "| aimo2-winner |" in out
 
 
+def test_the_scaling_rule_is_a_setting_and_a_flag(tmp_path, capsys):
+    """Measured tables are carried to the L4 by the split rule unless told otherwise; the
+    earlier whole-step rule stays reachable for the sensitivity tables."""
+    from aimo_submit.hardware import ScaledThroughput
+
+    default, old = SimSettings().throughput(), SimSettings(scaling="bandwidth").throughput()
+    assert isinstance(default, ScaledThroughput) and default.rule == "split"
+    assert isinstance(old, ScaledThroughput) and old.rule == "bandwidth"
+    assert default.tokens_per_s(8, 8192) > old.tokens_per_s(8, 8192)
+    assert main(["--seeds", "1", "--problems", "2", "--budget-hours", "0.2", "--policy", "ours",
+                 "--scaling", "bandwidth"]) == 0
+    assert "bandwidth ratio; the earlier rule" in capsys.readouterr().out
+
+
 def test_summary_json_of_a_recorded_file(tmp_path, capsys):
     lines = [{"problem_id": f"p{i}", "gold": 40000 + i, "tokens": 2000 + 300 * j,
               "extracted": str(40000 + i if j % 3 else 7), "finish_reason": "stop",
