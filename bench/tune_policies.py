@@ -27,6 +27,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aimo_submit.competition import get_profile
+from aimo_submit.hardware import SCALING_RULES
 from aimo_submit.policy import PolicyConfig
 from aimo_submit.presets import PRESETS, policies_for
 from aimo_submit.simulate import compare, settings_for
@@ -34,11 +35,12 @@ from bench.bench_policies import CHUNK_TOKENS, CLOCK_SCALES, JOBS, TUNING_SEEDS,
 
 
 def solved(path: Path, profile: str, policies: dict[str, PolicyConfig],
-           seeds: list[int]) -> dict[str, dict[float, list[int]]]:
+           seeds: list[int], scaling: str = "split") -> dict[str, dict[float, list[int]]]:
     """Problems solved per policy, clock scale and seed (in seed order)."""
     out: dict[str, dict[float, list[int]]] = {}
     for scale in CLOCK_SCALES:
-        settings = settings_for(str(path), profile, clock_scale=scale, chunk_tokens=CHUNK_TOKENS)
+        settings = settings_for(str(path), profile, clock_scale=scale, chunk_tokens=CHUNK_TOKENS,
+                                scaling=scaling)
         by = {(r.policy, r.seed): r.solved for r in compare(policies, seeds, settings, jobs=JOBS)}
         for name in policies:
             out.setdefault(name, {})[scale] = [by[(name, s)] for s in seeds]
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench.tune_policies", description=__doc__.split("\n")[0])
     ap.add_argument("--traces", required=True, help="one top-level trace file (.jsonl)")
     ap.add_argument("--grid", required=True, help='JSON: {"field": [values, ...], ...}')
+    ap.add_argument("--scaling", default="split", choices=SCALING_RULES,
+                    help="how the measured table is carried to the machine (hardware.py)")
     args = ap.parse_args(argv)
     path = Path(args.traces)
     if "holdout" in path.parts:
@@ -70,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
                   for values in itertools.product(*grid.values())}
     seeds = list(TUNING_SEEDS)
     refs = solved(path, profile, {k: v for k, v in policies_for(profile).items() if k != "ours"},
-                  seeds)
-    print(f"{path.name} ({profile}); seeds {seeds[0]}..{seeds[-1]}; clocks "
+                  seeds, args.scaling)
+    print(f"{path.name} ({profile}, scaling {args.scaling}); seeds {seeds[0]}..{seeds[-1]}; "
+          "clocks "
           + ", ".join(f"x{s:.2f}" for s in CLOCK_SCALES))
-    for name, results in solved(path, profile, candidates, seeds).items():
+    for name, results in solved(path, profile, candidates, seeds, args.scaling).items():
         cells = [cell(results[s], {r: refs[r][s] for r in refs}) for s in CLOCK_SCALES]
         print(f"{name}: " + " | ".join(cells))
     return 0
