@@ -13,27 +13,60 @@ Its throughput model answers one question: while ``c`` sequences decode with a m
 * :class:`MeasuredThroughput`: a table of tokens/s per sequence measured on an H200 over
   concurrency (1..64) AND context (1k..32k), interpolated bilinearly, read from
   ``bench/results/throughput/h200_<model>.json`` (:func:`load_throughput`), and carried to the
-  competition machine by :class:`ScaledThroughput` with these stated rules:
+  competition machine by :class:`ScaledThroughput` with one of two stated rules
+  (:data:`SCALING_RULES`).
 
-  - **H200 -> H100 80 GB**: decode time per step scales with memory bandwidth, so every step
-    takes ``4.8 / 3.35`` times as long (H200 4.8 TB/s HBM3e, H100 SXM 3.35 TB/s HBM3).
-  - **H200 -> L4**: a step takes ``4.8 / 0.3`` times as long on one L4 (300 GB/s GDDR6); with
-    tensor parallel 4 the four L4s stream a quarter of the bytes each (``4.8 / 1.2``) and pay
-    the all-reduce of :data:`PCIE_ALLREDUCE_S` per step (no NVLink); with data parallel 4 each
-    L4 runs a quarter of the sequences. The L4's 24 GB bounds the KV cache: the table's speed
-    applies to the sequences that fit, the rest wait (the same rule as the roofline).
+  **split** (the default). A measured step is the time its bytes take plus a remainder. The
+  bytes are what :func:`step_bytes` says the step reads per GPU (weights touched, resident
+  KV), streamed at :data:`STREAM_EFFICIENCY` of the datasheet bandwidth (0.886, fitted from
+  the table itself: its one-sequence rows over context). The remainder is what does not
+  stream memory: kernel launches and their latency chains, sampling, scheduling. On the
+  target GPU the bytes part is carried by the ratio of bytes per GPU (tensor parallelism
+  splits them; the setup's KV dtype) and of bandwidths; the remainder by the ratio of SMs x
+  boost clock (H200 132 x 1.98 GHz; H100 the same die, factor 1.00; L4 58 x 2.04 GHz, factor
+  2.21, which also covers a host CPU up to 2.2x slower than the H200's); the step is at least
+  the target's matmul time; tensor parallelism over PCIe adds :data:`PCIE_ALLREDUCE_S`.
+  Where a row is faster than its modelled bytes allow (shared-prefix KV served from L2,
+  dummy MoE weights touching fewer experts than uniform routing), its whole step counts as
+  bytes, so the split rule is never more pessimistic than the old one and never faster than
+  the bytes alone. The L4's 24 GB bounds the KV cache: the table's speed applies to the
+  sequences that fit, the rest wait (the same rule as the roofline).
 
-  - **4 H200s -> 4 L4s, the same layout**: a table measured in the setup's own layout
-    (``h200x4_<model>_<layout>.json``, layout ``tp4``, ``dp4`` or ``tp2dp2``, written by
-    ``bench/layouts.py``) is preferred for the 4x L4 setups. Each GPU streams the same bytes on
-    either machine, so a step takes ``4.8 / 0.3`` times as long, looked up at the machine's
-    concurrency (the table's rows count every sequence of the layout). The all-reduce measured
-    over NVLink is inside the measured step and is scaled with it (pessimistic); the PCIe
-    all-reduce is added as above; the L4's memory bounds the KV cache as above. Until such a
-    table exists the L4 setups keep the roofline, and ``describe()`` says which model runs.
+  Why: the 14B AWQ table at one sequence runs 149.6 tok/s, 6.7 ms a step, of which its 10 GB
+  of weights take 2.3 ms at 4.25 TB/s; about 4.3 ms does not scale with bandwidth. The old
+  rule multiplied all 6.7 ms by 4.8/1.2 = 4 for 4x L4 at TP 4 (26.7 ms + 3 ms all-reduce:
+  33.6 tok/s); the split rule gives 9.6 + 9.5 + 3 = 22 ms (45 tok/s); the roofline, 55 tok/s.
+  At 8 sequences and 8k context: 32 tok/s (old 27, roofline 30). Gpt-oss-120b on the H100 at
+  one sequence: 206 tok/s (old 160). The split is a judgement: the factor for the remainder
+  is a datasheet ratio, not a measurement, and no public 4x L4 vLLM decode number for this
+  model was found to check it against (the nearest public facts are of other models and
+  GPUs: a 31B AWQ model at TP 4 over PCIe on 4x RTX 3090, 936 GB/s each, decodes one stream
+  at 77-81 tok/s, 12-13 ms a step where its bytes take about 5 by our estimate: a remainder
+  of several ms there too, ollama.linkworksinc.com/posts/vllm-tp4-3090-benchmark). Our own
+  H100 run says the remainder belongs to the kernels, not to every step: the same 14B shape
+  with fp8 weights decoded 139 tok/s at one sequence (bench/results/vllm_h100.md), 7.2 ms
+  for 16.3 GB, so at most 1.7 ms of remainder, against the AWQ table's 4.3 ms on the H200.
+  The AWQ remainder is then mostly work inside the 4-bit kernels (dequantization, small
+  per-GPU matrices); if that work were bandwidth inefficiency instead, it would scale by
+  bandwidth and the old rule would be right; if it overlapped the loads on the L4 (which has
+  7x the SM cycles per byte of the H200), the split rule is pessimistic. The policy tables
+  show the curves under both rules.
 
-  The bandwidth rule scales the fixed per-step overhead too (it is CPU time, not memory time),
-  so a scaled table is slightly pessimistic at low concurrency; the roofline is the check.
+  **bandwidth** (the earlier rule, a sensitivity check): every measured step takes ``4.8 /
+  3.35`` times as long on the H100 and ``4.8 / 0.3`` on one L4 (``4.8 / 1.2`` for the four
+  L4s of TP 4, which stream a quarter of the bytes each, plus the all-reduce); with data
+  parallel each L4 runs its share of the sequences. It scales the remainder by the bandwidth
+  ratio too, so at low concurrency it is about 1.35x pessimistic on 4x L4 at TP 4 and 2.2x on
+  one L4.
+
+  A table measured in the setup's own layout on 4 H200s (``h200x4_<model>_<layout>.json``,
+  layout ``tp4``, ``dp4`` or ``tp2dp2``, written by ``bench/layouts.py``) is preferred for
+  the 4x L4 setups, looked up at the machine's concurrency (its rows count every sequence of
+  the layout); the NVLink all-reduce inside its steps is carried as remainder (pessimistic)
+  and the PCIe all-reduce is added. A width sweep (``h200_width_sweep.json``: one layer
+  count, several widths) measures the weight-stream efficiency and the fixed cost directly
+  (:func:`width_sweep_efficiency`); until one exists the efficiency is the KV-read one.
+  ``describe()`` says which model and rule run.
 
 Memory (:func:`memory_plan`, :meth:`Setup.memory_plan`): what vLLM has for KV cache per GPU is
 ``reported memory x gpu_memory_utilization - weights/TP - reserve`` (:data:`RESERVE_BYTES`);
