@@ -110,19 +110,21 @@ PRESETS: dict[str, PolicyConfig] = {
     ),
     "ours-aimo2": PolicyConfig(
         # Tuned on the top-level AIME traces (bench/results/policies.md) over the budget curve
-        # x1/4..x1, on seeds other than the ones reported, first on the roofline and again on
-        # the measured speeds (4x L4 from the H200 table). Two agreeing answers end a problem
-        # (one answer is strong evidence for this model: in its traces nearly every failure
-        # is a truncation, not a wrong answer), a disagreeing one may run to 6x its fair share.
-        # Triage: every problem gets the time for a sample at the model's token cap (16,384;
-        # 16,000 until the split hardware scaling, a hair short of the cap: on the tuning seeds
-        # the cap scored 4.80 / 6.70 / 10.25 / 21.40 at x1/4 / 1/3 / 1/2 / 1 against 4.70 /
-        # 6.50 / 10.35 / 21.20, within noise, chosen because a sample that would need more
-        # than the cap never answers anyway), and when the fair share is shorter than that it
-        # runs fewer samples (down to 2), so that on a tight clock some problems are
-        # answered instead of none. 8 samples: the pools
-        # recorded hold 8, so more would be unvalidated; 8 x the 18,432-token context also
-        # fits the 4x L4 KV cache (hardware.py: 358k tokens), 32 would not.
+        # x1/4..x1, on seeds other than the ones reported, first on the roofline, then on the
+        # measured speeds (4x L4 from the H200 table), rechecked under the split scaling rule
+        # (hardware.py) and the older one. Two agreeing answers end a problem: in these traces
+        # nearly every failure is a truncation, not a wrong answer, so one answer would do
+        # (on the tuning seeds it scored the same at x1/4 and 0.1-0.6 more above), but the 14B
+        # model the traces stand in for answers wrongly far more often, so one vote is not
+        # trusted. A disagreeing problem may run to 6x its fair share. Triage: every problem
+        # gets the time for a sample at the model's token cap (16,384; 16,000 until the split
+        # scaling, a hair short of the cap: on the tuning seeds the cap scored 4.80 / 6.70 /
+        # 10.25 / 21.40 at x1/4 / 1/3 / 1/2 / 1 against 4.70 / 6.50 / 10.35 / 21.20, within
+        # noise, chosen because a sample that needs more than the cap never answers anyway),
+        # and when the fair share is shorter than that it runs fewer samples (down to 2), so
+        # that on a tight clock some problems are answered instead of none. 8 samples: the
+        # pools recorded hold 8, so more would be unvalidated; 8 x the 18,432-token context
+        # also fits the 4x L4 KV cache (hardware.py: 358k tokens), 32 would not.
         n_samples=8,
         early_stop_agree=2,
         extend_factor=6.0,
