@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -215,13 +216,28 @@ def tables(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-async def _solver_run(engine: VLLMEngine, prompt_text: str, c: int, tokens: int) -> dict[str, Any]:
+def _solver(engine: VLLMEngine, c: int, tokens: int) -> Any:
     from aimo_submit.policy import PolicyConfig
-    from aimo_submit.schedule import ProblemBudget
     from aimo_submit.solver import Solver
 
-    policy = PolicyConfig(n_samples=c, max_tokens=tokens, early_stop_agree=c + 1)
-    solver = Solver(engine, policy, prompt_style="r1", stop=("</think>",), sandbox=None)
+    class RawSolver(Solver):
+        """The prompt is the problem text itself: the solver submits exactly the prompt the
+        other modes submit (same token ids)."""
+
+        def build_prompt(self, problem: str) -> str:
+            return problem
+
+    # early_stop_agree past n: no early stop (random text holds no answer anyway); no sandbox,
+    # so no code runs; top_p 1.0 as in the other modes (top_p < 1 adds a sort to each step)
+    policy = PolicyConfig(n_samples=c, max_tokens=tokens, early_stop_agree=c + 1, top_p=1.0,
+                          temperature=1.0, seed=200 + c)
+    return RawSolver(engine, policy, prompt_style="r1", sandbox=None)
+
+
+async def _solver_run(engine: VLLMEngine, prompt_text: str, c: int, tokens: int) -> dict[str, Any]:
+    from aimo_submit.schedule import ProblemBudget
+
+    solver = _solver(engine, c, tokens)
     now = asyncio.get_running_loop().time()
     budget = ProblemBudget(start=now, soft_deadline=now + 600, hard_deadline=now + 900,
                            max_tokens=tokens, n_samples=c, fair_share_s=600)
@@ -232,80 +248,139 @@ async def _solver_run(engine: VLLMEngine, prompt_text: str, c: int, tokens: int)
             "stop_reason": res.stop_reason}
 
 
+async def _raw_async(engine: VLLMEngine, ids: list[int], c: int, tokens: int,
+                     tag: str) -> dict[str, Any]:
+    """vLLM's own ``AsyncLLM.generate`` (the client inside VLLMEngine), one request a sample,
+    DELTA outputs: what any asyncio front-end pays before our code runs."""
+    client = engine._clients[0]
+    first: dict[int, float] = {}
+    count: dict[int, int] = {}
+    t0 = time.perf_counter()
+
+    async def one(i: int) -> None:
+        params = engine._sampling_params(max_tokens=tokens, seed=200 + c + i, ignore_eos=True,
+                                         temperature=1.0, top_p=1.0,
+                                         output_kind=engine._delta_kind)
+        async for out in client.generate({"prompt_token_ids": ids}, params, f"{tag}-{i}"):
+            n = len(out.outputs[0].token_ids)
+            if n:
+                first.setdefault(i, time.perf_counter())
+                count[i] = count.get(i, 0) + n
+
+    await asyncio.gather(*(one(i) for i in range(c)))
+    wall = time.perf_counter() - t0
+    total = sum(count.values())
+    return {"tokens": total, "wall_s": wall, "tok_s": total / wall,
+            "first_ms": 1000 * (min(first.values()) - t0),
+            "first_ms_all": 1000 * (max(first.values()) - t0)}
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 4), "min": round(min(values), 4),
+            "max": round(max(values), 4)}
+
+
 def engine_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Plain ``LLM.generate``, vLLM's ``AsyncLLM``, ``VLLMEngine`` and ``Solver.solve`` on two
+    engines of the same model alive at once (``--gpu-mem`` each), measured interleaved: every
+    repetition runs every mode at every concurrency, in an order rotated per repetition, after
+    every mode has been warmed at every batch size. Same prompt ids (``--prompt-len`` tokens),
+    same output length (``ignore_eos``, no stop strings: every sample makes ``--tokens``), same
+    sampling (temperature 1, top_p 1, per-sample seeds). Ratios are per repetition (each mode
+    against the plain run of the same repetition), reported as median, min and max."""
     _vllm_env_defaults()
+    from vllm import LLM, SamplingParams
+
     path, meta = model_dir(args.model, args.format, Path(args.workdir), args.layers)
     settings = settings_for(path, args.format, max_model_len=4096, gpu_mem=args.gpu_mem)
     prompt = text_of(args.prompt_len, 7)
+    modes = [m for m in ("plain", "async", "wrapper", "solver", "logprobs")
+             if m in args.modes.split(",")]
     info: dict[str, Any] = {"model": args.model, "format": args.format,
                             "layers": meta["config"]["num_hidden_layers"],
                             "tokens": args.tokens, "prompt_tokens": args.prompt_len,
+                            "repetitions": args.reps, "modes": modes,
+                            "gpu_memory_utilization_each": args.gpu_mem,
                             "device": device_name(), "date": time.strftime("%Y-%m-%d"),
                             "command": "python -m bench.bench_hardware " + " ".join(sys.argv[1:])}
-    rows: dict[int, dict[str, Any]] = {c: {"concurrency": c} for c in args.concurrency}
-    lp_rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    llm = LLM(**settings.engine_kwargs())
+    info["startup_s_plain"] = round(time.perf_counter() - t0, 1)
+    print(f"plain ready in {info['startup_s_plain']:.1f} s", flush=True)
+    ids = llm.get_tokenizer().encode(prompt, add_special_tokens=False)
     loop = asyncio.new_event_loop()
     engine = VLLMEngine(settings=settings)
+    runs: list[dict[str, Any]] = []
     try:
         loop.run_until_complete(engine.start())
         info["startup_s_wrapper"] = round(engine.startup_s or 0, 1)
         print(f"wrapper ready in {engine.startup_s:.1f} s", flush=True)
-        for c in args.concurrency:  # warm-up: the MoE Triton kernels compile per batch size
-            loop.run_until_complete(timed(engine, GenerationRequest(prompt, n=c, max_tokens=32)))
-        for c in args.concurrency:
-            r = loop.run_until_complete(timed(engine, GenerationRequest(
-                prompt, n=c, max_tokens=args.tokens, seed=200 + c)))
-            rows[c].update(wrapper_tok_s=round(r["tok_s"], 1),
-                           wrapper_tok_s_per_seq=round(r["per_seq"], 1),
-                           wrapper_first_token_ms=round(r["first_ms"], 1),
-                           wrapper_first_token_ms_all=round(r["first_ms_all"], 1))
-            print(json.dumps(rows[c]), flush=True)
-        for c in args.concurrency:
-            r = loop.run_until_complete(_solver_run(engine, prompt, c, args.tokens))
-            rows[c].update(solver_tok_s=round(r["tok_s"], 1), solver_stop=r["stop_reason"])
-            print(json.dumps(rows[c]), flush=True)
-        for c in args.logprob_concurrency:
-            pair = {}
-            for k in (0, args.logprobs, 0, args.logprobs):  # interleaved, best of two each
-                r = loop.run_until_complete(timed(engine, GenerationRequest(
-                    prompt, n=c, max_tokens=args.tokens, seed=300 + c, logprobs=k)))
-                pair[k] = max(pair.get(k, 0.0), r["tok_s"])
-            lp_rows.append({"concurrency": c, "tok_s_plain": round(pair[0], 1),
-                            f"tok_s_logprobs{args.logprobs}": round(pair[args.logprobs], 1),
-                            "ratio": round(pair[args.logprobs] / pair[0], 3)})
-            print(json.dumps(lp_rows[-1]), flush=True)
-        info["prompt_tokenised_chars"] = engine._prompt_tokens().tokenised_chars
+        wrapper_ids = engine._prompt_ids(prompt)
+        info["prompt_ids_identical"] = wrapper_ids == ids and len(ids) == args.prompt_len
+        serial = iter(range(10**9))
+
+        def plain(c: int, tokens: int) -> dict[str, Any]:
+            params = [SamplingParams(max_tokens=tokens, seed=200 + c + i, ignore_eos=True,
+                                     temperature=1.0, top_p=1.0) for i in range(c)]
+            t = time.perf_counter()
+            outs = llm.generate([{"prompt_token_ids": ids}] * c, params, use_tqdm=False)
+            wall = time.perf_counter() - t
+            total = sum(len(o.outputs[0].token_ids) for o in outs)
+            return {"tokens": total, "wall_s": wall, "tok_s": total / wall}
+
+        def measure(mode: str, c: int, tokens: int) -> dict[str, Any]:
+            if mode == "plain":
+                return plain(c, tokens)
+            if mode == "async":
+                return loop.run_until_complete(_raw_async(engine, ids, c, tokens,
+                                                          f"raw{next(serial)}"))
+            if mode in ("wrapper", "logprobs"):  # logprobs: the wrapper asking top-5 (issue 16)
+                return loop.run_until_complete(timed(engine, GenerationRequest(
+                    prompt, n=c, max_tokens=tokens, seed=200 + c, temperature=1.0, top_p=1.0,
+                    logprobs=args.logprobs if mode == "logprobs" else 0)))
+            return loop.run_until_complete(_solver_run(engine, prompt, c, tokens))
+
+        for c in args.concurrency:  # warm-up: every mode at every batch size
+            for mode in modes:
+                measure(mode, c, 32)
+        for rep in range(args.reps):
+            order = modes[rep % len(modes):] + modes[:rep % len(modes)]
+            for c in args.concurrency:
+                for mode in order:
+                    r = measure(mode, c, args.tokens)
+                    row = {"rep": rep, "concurrency": c, "mode": mode,
+                           **{k: (round(v, 2) if isinstance(v, float) else v)
+                              for k, v in r.items()}}
+                    if r["tokens"] != c * args.tokens:
+                        row["short"] = f"{r['tokens']} of {c * args.tokens} tokens"
+                    runs.append(row)
+                    print(json.dumps(row), flush=True)
+        info["wrapper_stats"] = dict(engine.stats)
     finally:
         loop.run_until_complete(engine.close())
         loop.close()
-    if "plain" in args.modes:
-        from vllm import LLM, SamplingParams
-
-        t0 = time.perf_counter()
-        llm = LLM(**settings.engine_kwargs())
-        info["startup_s_plain"] = round(time.perf_counter() - t0, 1)
-        print(f"plain ready in {info['startup_s_plain']:.1f} s", flush=True)
-        ids = llm.get_tokenizer().encode(prompt, add_special_tokens=False)
-
-        def plain(c: int, tokens: int) -> float:
-            params = [SamplingParams(max_tokens=tokens, seed=200 + c + i, ignore_eos=True)
-                      for i in range(c)]
-            t = time.perf_counter()
-            outs = llm.generate([{"prompt_token_ids": ids}] * c, params, use_tqdm=False)
-            return sum(len(o.outputs[0].token_ids) for o in outs) / (time.perf_counter() - t)
-
-        for c in args.concurrency:
-            plain(c, 32)
-        for c in args.concurrency:
-            tok_s = plain(c, args.tokens)
-            row = rows[c]
-            row.update(plain_tok_s=round(tok_s, 1), plain_tok_s_per_seq=round(tok_s / c, 1))
-            if "wrapper_tok_s" in row:
-                row["ratio_wrapper"] = round(row["wrapper_tok_s"] / tok_s, 3)
-            if "solver_tok_s" in row:
-                row["ratio_solver"] = round(row["solver_tok_s"] / tok_s, 3)
-            print(json.dumps(row), flush=True)
-    data = {**info, "rows": list(rows.values()), "logprobs_rows": lp_rows}
+        with contextlib.suppress(Exception):
+            llm.llm_engine.engine_core.shutdown()
+    summary = []
+    for c in args.concurrency:
+        row: dict[str, Any] = {"concurrency": c}
+        for mode in modes:
+            mine = [r for r in runs if r["concurrency"] == c and r["mode"] == mode]
+            row[f"{mode}_tok_s"] = _spread([r["tok_s"] for r in mine])
+            if "first_ms" in mine[0]:
+                row[f"{mode}_first_token_ms"] = _spread([r["first_ms"] for r in mine])
+                row[f"{mode}_first_token_ms_all"] = _spread([r["first_ms_all"] for r in mine])
+            if mode != "plain" and "plain" in modes:
+                ratios = []
+                for rep in range(args.reps):
+                    base = next(r for r in runs if r["concurrency"] == c and r["rep"] == rep
+                                and r["mode"] == "plain")
+                    me = next(r for r in mine if r["rep"] == rep)
+                    ratios.append(me["tok_s"] / base["tok_s"])
+                row[f"ratio_{mode}"] = _spread(ratios)
+        summary.append(row)
+        print(json.dumps(row), flush=True)
+    data = {**info, "summary": summary, "runs": runs}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"engine_{args.model}.json").write_text(json.dumps(data, indent=1))
@@ -391,9 +466,9 @@ def parser() -> argparse.ArgumentParser:
     en = sub.choices["engine"]
     en.add_argument("--tokens", type=int, default=256)
     en.add_argument("--prompt-len", type=int, default=256)
-    en.add_argument("--logprobs", type=int, default=5)
-    en.add_argument("--logprob-concurrency", type=_ints, default=[8, 32, 64])
-    en.add_argument("--modes", default="plain")
+    en.add_argument("--reps", type=int, default=3)
+    en.add_argument("--logprobs", type=int, default=5, help="top-k of the logprobs mode")
+    en.add_argument("--modes", default="plain,async,wrapper,solver")
     r = sub.add_parser("runner")
     r.add_argument("--budget", type=int, default=240)
     r.add_argument("--out", default="bench/results/runner_run")
