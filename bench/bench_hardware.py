@@ -388,6 +388,130 @@ def engine_bench(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# widths: fixed per-step cost against bandwidth cost (issue 12's L4 scaling)
+# --------------------------------------------------------------------------------------------
+
+AWQ_BYTES_PER_PARAM = 0.5 + 2.5 / 128
+"""4-bit weights, plus per group of 128 inputs a 16-bit scale and a 4-bit zero point."""
+
+
+def width_config(hidden: int) -> dict[str, Any]:
+    """The 14B's config at another width: same 48 layers, head size 128 and 5 query heads per
+    KV head, the MLP 2.7x wide (13824/5120), rounded to AWQ's group of 128."""
+    cfg = json.loads((CONFIGS / "r1-distill-qwen-14b.json").read_text())
+    heads = hidden // 128
+    cfg.update(hidden_size=hidden, num_attention_heads=heads, num_key_value_heads=heads // 5,
+               intermediate_size=round(hidden * 13824 / 5120 / 128) * 128)
+    return cfg
+
+
+def weight_bytes(cfg: dict[str, Any]) -> dict[str, int]:
+    """Bytes a decode step reads for the weights (AWQ linears, fp16 embedding row and lm_head)."""
+    h, i, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    kv = cfg["num_key_value_heads"] * (h // cfg["num_attention_heads"])
+    linear = cfg["num_hidden_layers"] * (h * (h + 2 * kv) + h * h + 3 * h * i)
+    return {"linear_params": linear, "linear_bytes": int(linear * AWQ_BYTES_PER_PARAM),
+            "lm_head_bytes": 2 * v * h, "per_step_bytes": int(linear * AWQ_BYTES_PER_PARAM)
+            + 2 * v * h}
+
+
+def _one_width(args: argparse.Namespace, hidden: int) -> dict[str, Any]:
+    from vllm import LLM, SamplingParams
+
+    cfg = width_config(hidden)
+    cfg["quantization_config"] = QUANT["awq"][2]
+    cfg["torch_dtype"] = QUANT["awq"][1]
+    path = Path(args.workdir) / f"qwen2-w{hidden}-awq-{cfg['num_hidden_layers']}l"
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "tokenizer.json").exists():
+        write_tokenizer(path, cfg["vocab_size"])
+    (path / "config.json").write_text(json.dumps(cfg, indent=1))
+    settings = settings_for(path, "awq", max_model_len=4096, gpu_mem=args.gpu_mem)
+    kw = settings.engine_kwargs()
+    kw["compilation_config"] = {"cudagraph_capture_sizes": sorted({1, 2, 4, 8, 16,
+                                                                   *args.concurrency})}
+    t0 = time.perf_counter()
+    llm = LLM(**kw)
+    startup = time.perf_counter() - t0
+    ids = llm.get_tokenizer().encode(text_of(args.context, 11), add_special_tokens=False)
+
+    def run(c: int, tokens: int) -> float:
+        params = [SamplingParams(max_tokens=tokens, ignore_eos=True, seed=i) for i in range(c)]
+        t = time.perf_counter()
+        llm.generate([{"prompt_token_ids": ids}] * c, params, use_tqdm=False)
+        return time.perf_counter() - t
+
+    run(1, 2)  # prefill the shared context once (then a prefix-cache hit)
+    rows = []
+    for c in args.concurrency:
+        run(c, args.decode + 1)  # warm this batch size
+        steps = []
+        for _ in range(args.reps):
+            short, long = run(c, 1), run(c, args.decode + 1)
+            steps.append((long - short) / args.decode)
+        med = statistics.median(steps)
+        rows.append({"concurrency": c, "context": args.context,
+                     "step_ms": _spread([1000 * x for x in steps]),
+                     "tokens_per_s_per_seq": round(1 / med, 1)})
+        print(json.dumps({"hidden": hidden, **rows[-1]}), flush=True)
+    with contextlib.suppress(Exception):
+        llm.llm_engine.engine_core.shutdown()
+    return {"hidden": hidden, "shape": shape_of(cfg), **weight_bytes(cfg),
+            "startup_s": round(startup, 1), "rows": rows}
+
+
+def widths(args: argparse.Namespace) -> dict[str, Any]:
+    """Each width in its own process (a crash or an out-of-memory ends one width only); the
+    fit step = fixed + bytes / bandwidth per concurrency is over the widths that ran."""
+    _vllm_env_defaults()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        data = _one_width(args, args.one)
+        (out / f"width_{args.one}.json").write_text(json.dumps(data))
+        return data
+    models, errors = [], {}
+    for hidden in args.hidden:
+        cmd = [sys.executable, "-m", "bench.bench_hardware", "widths", "--one", str(hidden),
+               "--out", str(out), "--workdir", args.workdir, "--gpu-mem", str(args.gpu_mem),
+               "--concurrency", ",".join(map(str, args.concurrency)),
+               "--context", str(args.context), "--decode", str(args.decode),
+               "--reps", str(args.reps)]
+        proc = subprocess.run(cmd, cwd=REPO, timeout=args.timeout, text=True, env={
+            **os.environ, "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+        part = out / f"width_{hidden}.json"
+        if proc.returncode or not part.exists():
+            errors[hidden] = f"rc {proc.returncode}"
+            continue
+        models.append(json.loads(part.read_text()))
+        part.unlink()
+    fits = []
+    for c in args.concurrency:
+        pts = [(m["per_step_bytes"], next(r["step_ms"]["median"] for r in m["rows"]
+                                          if r["concurrency"] == c)) for m in models]
+        if len(pts) >= 2:
+            mx = statistics.mean(x for x, _ in pts)
+            my = statistics.mean(y for _, y in pts)
+            slope = (sum((x - mx) * (y - my) for x, y in pts)
+                     / sum((x - mx) ** 2 for x, _ in pts))
+            fits.append({"concurrency": c, "fixed_ms": round(my - slope * mx, 3),
+                         "effective_bandwidth_gb_s": round(1e-6 / slope, 1) if slope > 0
+                         else None, "points": len(pts)})
+    data = {"device": device_name(), "date": time.strftime("%Y-%m-%d"),
+            "command": "python -m bench.bench_hardware " + " ".join(sys.argv[1:]),
+            "method": "dummy AWQ (Marlin) weights, CUDA graphs on (compiled, captured for the "
+                      "listed batch sizes); one shared prefix-cached context; step time = "
+                      "(wall of 1+D decoded tokens - wall of 1 token) / D per request batch, "
+                      "median of reps; per_step_bytes = AWQ linears + fp16 lm_head (the "
+                      "embedding reads one row a token); the fit is least squares over widths",
+            "models": models, "fits": fits, "errors": errors}
+    (out / "h200_width_sweep.json").write_text(json.dumps(data, indent=1))
+    print(json.dumps(fits), flush=True)
+    return data
+
+
+# --------------------------------------------------------------------------------------------
 # runner: the whole submission through vLLM on the tiny model
 # --------------------------------------------------------------------------------------------
 
@@ -469,6 +593,17 @@ def parser() -> argparse.ArgumentParser:
     en.add_argument("--reps", type=int, default=3)
     en.add_argument("--logprobs", type=int, default=5, help="top-k of the logprobs mode")
     en.add_argument("--modes", default="plain,async,wrapper,solver")
+    w = sub.add_parser("widths")
+    w.add_argument("--hidden", type=_ints, default=[2560, 5120, 7680])
+    w.add_argument("--one", type=int, default=0, help="measure one width (internal)")
+    w.add_argument("--concurrency", type=_ints, default=[1, 8])
+    w.add_argument("--context", type=int, default=1024)
+    w.add_argument("--decode", type=int, default=128)
+    w.add_argument("--reps", type=int, default=3)
+    w.add_argument("--gpu-mem", type=float, default=0.85)
+    w.add_argument("--timeout", type=int, default=400)
+    w.add_argument("--workdir", default="/tmp/bench_hardware")
+    w.add_argument("--out", default="bench/results/throughput")
     r = sub.add_parser("runner")
     r.add_argument("--budget", type=int, default=240)
     r.add_argument("--out", default="bench/results/runner_run")
@@ -477,7 +612,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    {"tables": tables, "engine": engine_bench, "runner": runner}[args.cmd](args)
+    {"tables": tables, "engine": engine_bench, "runner": runner, "widths": widths}[args.cmd](args)
     return 0
 
 

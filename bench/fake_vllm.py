@@ -79,11 +79,36 @@ class AsyncLLM:
         self.args = args
         self.active: dict[str, tuple[asyncio.Queue[RequestOutput], SamplingParams, list[int]]] = {}
         self.steps = 0
+        self.prompts: dict[str, list[int]] = {}
+        self.texts: dict[str, str] = {}
+        self._tok: Any = None
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_engine_args(cls, args: AsyncEngineArgs) -> AsyncLLM:
         return cls(args)
+
+    def _replay(self, params: SamplingParams, prompt_ids: list[int], n_out: int,
+                text: str) -> tuple[str, int, str | None]:
+        """``extra_args['harmony_replay']``: what ``bench.harmony_replay`` forces on the GPU,
+        with vLLM's stop handling (stop strings in the text, the end token)."""
+        from bench.harmony_replay import replay_token
+
+        if self._tok is None:
+            from transformers import AutoTokenizer
+
+            self._tok = AutoTokenizer.from_pretrained(self.args.kwargs.get("tokenizer")
+                                                      or self.args.model)
+        extra = params.extra_args or {}
+        token = replay_token(extra["harmony_replay"], int(extra["call_id"]), prompt_ids, n_out,
+                             extra.get("end_id"))
+        piece = self._tok.decode([token], skip_special_tokens=params.skip_special_tokens)
+        full = text + piece
+        for stop in params.stop or ():
+            if full.endswith(stop):
+                return (piece if params.include_stop_str_in_output
+                        else piece[: len(piece) - len(stop)]), token, "stop"
+        return piece, token, ("stop" if token == extra.get("end_id") else None)
 
     async def _run(self) -> None:
         next_at = time.perf_counter()
@@ -93,15 +118,24 @@ class AsyncLLM:
             self.steps += 1
             for rid, (queue, params, count) in list(self.active.items()):
                 count[0] += 1
-                done = count[0] >= params.max_tokens
+                piece, token, reason = "a", 67, None
+                if (params.extra_args or {}).get("harmony_replay"):
+                    piece, token, reason = self._replay(params, self.prompts[rid],
+                                                        count[0] - 1, self.texts[rid])
+                    self.texts[rid] += piece
+                if reason is None and count[0] >= params.max_tokens:
+                    reason = "length"
                 queue.put_nowait(RequestOutput(rid, [CompletionOutput(
-                    "a", [67], "length" if done else None)], done))
-                if done:
+                    piece, [token], reason)], reason is not None))
+                if reason is not None:
                     del self.active[rid]
 
     async def generate(self, prompt: Any, params: SamplingParams, request_id: str,
                        **kw: Any) -> Any:
         queue: asyncio.Queue[RequestOutput] = asyncio.Queue()
+        self.prompts[request_id] = list(prompt.get("prompt_token_ids", ())
+                                        if isinstance(prompt, dict) else ())
+        self.texts[request_id] = ""
         self.active[request_id] = (queue, params, [0])
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
@@ -113,6 +147,8 @@ class AsyncLLM:
                     return
         finally:
             self.active.pop(request_id, None)
+            self.prompts.pop(request_id, None)
+            self.texts.pop(request_id, None)
 
     def shutdown(self) -> None:
         if self._task is not None:
