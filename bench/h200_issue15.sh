@@ -19,7 +19,9 @@
 # stash copies carried parts to /tmp/p (kept while the machine stays warm, 30 s after a call);
 # start joins and unpacks the payload, then launches the named pipeline in the background;
 # launch starts another pipeline (it waits for the one before to finish); wait collects.
-# Every reply brings $OUT/results.tgz (all JSON results) and the pipeline's log.
+# Every reply brings $OUT/results.tgz (all JSON results) and the pipeline's log. Do not pipe the
+# output of start or launch (`| tail`): the pipe stays open until the background pipeline ends,
+# so the call runs into its limit.
 set -u
 RES=/tmp/res
 here="$(cd "$(dirname "$0")/.." && pwd)"
