@@ -12,9 +12,13 @@ shapes and the weight format, not on the values) of a model whose ``config.json`
   Per sample, speed = (tokens - 1) / (last token time - first token time), so the prefill is
   left out; the row is the mean over samples. Caveat: the c samples read the same KV blocks,
   which the GPU's L2 cache may serve more cheaply than c distinct contexts would.
-* ``engine``: ``VLLMEngine`` (the solver's path) against plain ``LLM.generate`` at concurrency
-  1..64, the same through ``Solver.solve`` (extraction, vote and stop checks on every event),
-  and decode with ``logprobs=k`` against without. Start-up times come with it.
+* ``engine``: plain ``LLM.generate``, vLLM's own ``AsyncLLM``, ``VLLMEngine`` (the solver's path)
+  and ``Solver.solve`` on it (extraction, vote and stop checks on every event), optionally the
+  wrapper with ``logprobs=k``, at concurrency 1..64 on two engines of one model alive at once
+  (``--gpu-mem`` each, so the weights must fit in that share: gpt-oss-120b needs ``--layers``),
+  interleaved repetitions, ratios with their spread. Start-up times come with it.
+* ``widths``: decode step time of 48-layer AWQ Qwen2 shapes of several widths at c = 1 and 8,
+  fitted as fixed cost + bytes / bandwidth (``h200_width_sweep.json``, for issue 12).
 * ``runner``: the whole submission (``Submission`` starting vLLM in its background thread, the
   local gateway, ``predict`` through the solver with code execution) on the tiny model.
 
@@ -588,6 +592,7 @@ def parser() -> argparse.ArgumentParser:
     tb.add_argument("--max-model-len", type=int, default=32768 + 256)
     tb.add_argument("--fallback-layers", type=int, default=0)
     en = sub.choices["engine"]
+    en.set_defaults(gpu_mem=0.42)  # two engines share the GPU
     en.add_argument("--tokens", type=int, default=256)
     en.add_argument("--prompt-len", type=int, default=256)
     en.add_argument("--reps", type=int, default=3)
