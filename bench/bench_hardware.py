@@ -610,7 +610,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--workdir", default="/tmp/bench_hardware")
     w.add_argument("--out", default="bench/results/throughput")
     r = sub.add_parser("runner")
-    r.add_argument("--budget", type=int, default=240)
+    r.add_argument("--budget", type=int, default=360,
+                   help="whole-run seconds, the model load included (vLLM: 50-115 s)")
     r.add_argument("--out", default="bench/results/runner_run")
     return p
 
