@@ -234,7 +234,7 @@ def _solver(engine: VLLMEngine, c: int, tokens: int) -> Any:
     # early_stop_agree past n: no early stop (random text holds no answer anyway); no sandbox,
     # so no code runs; top_p 1.0 as in the other modes (top_p < 1 adds a sort to each step)
     policy = PolicyConfig(n_samples=c, max_tokens=tokens, early_stop_agree=c + 1, top_p=1.0,
-                          temperature=1.0, seed=200 + c)
+                          temperature=1.0, seed=200 + c, min_tokens=min(32, tokens))
     return RawSolver(engine, policy, prompt_style="r1", sandbox=None)
 
 

@@ -175,8 +175,8 @@ class LLM:
                 for i, p in enumerate(plist)]
 
 
-def install(step_s: float = 0.01) -> None:
-    """Make ``import vllm`` (and the submodules the engine imports) load this fake."""
+def modules(step_s: float = 0.01) -> dict[str, types.ModuleType]:
+    """The fake's modules by the names vLLM's would have (``step_s``: the fake's step time)."""
     STEP_S[0] = step_s
     root = types.ModuleType("vllm")
     root.__version__ = "fake"
@@ -187,6 +187,10 @@ def install(step_s: float = 0.01) -> None:
     eng = types.ModuleType("vllm.v1.engine")
     al = types.ModuleType("vllm.v1.engine.async_llm")
     al.AsyncLLM = AsyncLLM
-    for name, mod in (("vllm", root), ("vllm.sampling_params", sp), ("vllm.v1", v1),
-                      ("vllm.v1.engine", eng), ("vllm.v1.engine.async_llm", al)):
-        sys.modules[name] = mod
+    return {"vllm": root, "vllm.sampling_params": sp, "vllm.v1": v1, "vllm.v1.engine": eng,
+            "vllm.v1.engine.async_llm": al}
+
+
+def install(step_s: float = 0.01) -> None:
+    """Make ``import vllm`` (and the submodules the engine imports) load this fake."""
+    sys.modules.update(modules(step_s))
