@@ -332,6 +332,10 @@ class _ProblemRun:
         self.low_confidence_stops = 0
         self.held_back: list[int] = []
         """Samples not started yet: they wait for the warm-up (``confidence_staged``)."""
+        self.changes = 0
+        """Bumped whenever a sample finishes, is added, or starts or ends a code run: the stop
+        rules and the stall check read only that state (and, with a confidence vote, the
+        weight bounds), so ``loop_events`` re-runs them only when it moved."""
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -500,6 +504,7 @@ class _ProblemRun:
         now = self.loop.time()
         for sid in ids:
             self.samples[sid] = SampleRecord(index=sid, started=now)
+        self.changes += 1
         self.round_size = k
         self.start_generation(self.prompt, ids, self.budget.max_tokens)
 
@@ -507,6 +512,7 @@ class _ProblemRun:
         if sample.finished:
             return
         sample.finished = True
+        self.changes += 1
         sample.finish_reason = reason
         sample.ended = self.loop.time()
         if extract and sample.answer is None and not self.harmony:
@@ -662,6 +668,7 @@ class _ProblemRun:
             code = last_code_block(sample.text) or ""
             sample.code_calls += 1
         self.awaiting_code.add(sample.index)
+        self.changes += 1
         task = asyncio.ensure_future(self._code(sample.index, code))
         self.code_tasks.add(task)
         task.add_done_callback(self.code_tasks.discard)
@@ -701,6 +708,7 @@ class _ProblemRun:
 
     def on_code_done(self, sid: int, text: str, ok: bool, seconds: float) -> None:
         self.awaiting_code.discard(sid)
+        self.changes += 1
         sample = self.samples[sid]
         if sample.finished:
             return
@@ -758,21 +766,33 @@ class _ProblemRun:
         return self.result(stop_reason, t0)
 
     async def loop_events(self) -> str:
+        """Handle queued items until a stop rule, a deadline or an engine stall ends the problem.
+
+        Per item, the cost must stay far below a decode step's share (64 samples stream one
+        event each per step): the stop rules and the stall count walk every sample, so they run
+        again only after ``changes`` moved (always with a confidence vote, whose weight bounds
+        move with every token), and an item already queued is taken without a timer.
+        """
         soft_checked = False
+        seen = -1
+        t = tally([])
+        waiting = 0
         while True:
-            t = tally([a for a, _ in self.live.votes], [w for _, w in self.live.votes])
-            outstanding = self.outstanding()
-            decision = should_stop(
-                t,
-                outstanding,
-                agree=self.p.early_stop_agree,
-                unbeatable=self.p.early_stop_unbeatable,
-                min_votes=self.p.min_votes,
-                max_weight_per_sample=max(1.0, self.p.code_vote_weight),
-                outstanding_weight=self.outstanding_weight(),
-            )
-            if decision.stop:
-                return decision.reason
+            if seen != self.changes or self.p.confidence_vote:
+                seen = self.changes
+                t = tally([a for a, _ in self.live.votes], [w for _, w in self.live.votes])
+                decision = should_stop(
+                    t,
+                    self.outstanding(),
+                    agree=self.p.early_stop_agree,
+                    unbeatable=self.p.early_stop_unbeatable,
+                    min_votes=self.p.min_votes,
+                    max_weight_per_sample=max(1.0, self.p.code_vote_weight),
+                    outstanding_weight=self.outstanding_weight(),
+                )
+                if decision.stop:
+                    return decision.reason
+                waiting = self.waiting_on_engine()
             now = self.loop.time()
             if not soft_checked and now >= self.budget.soft_deadline:
                 soft_checked = True
@@ -781,22 +801,25 @@ class _ProblemRun:
             target = self.stop_at if soft_checked else min(self.budget.soft_deadline, self.stop_at)
             if now >= self.stop_at:
                 return "deadline"
-            if self.waiting_on_engine():
+            if waiting:
                 stall_at = self.last_engine + self.p.engine_stall_s
                 if now >= stall_at:
                     self.faults.append(
                         f"engine silent for {now - self.last_engine:.1f} s with "
-                        f"{self.waiting_on_engine()} sample(s) outstanding: treated as hung"
+                        f"{waiting} sample(s) outstanding: treated as hung"
                     )
                     return "engine-stalled"
                 target = min(target, stall_at)
-            # Never wait less than a microsecond: a wait below the loop's clock resolution
-            # returns at once without the clock moving (in virtual time: forever).
             try:
-                item = await asyncio.wait_for(self.queue.get(),
-                                              timeout=max(_TIME_EPS, target - now))
-            except asyncio.TimeoutError:
-                continue
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                # Never wait less than a microsecond: a wait below the loop's clock resolution
+                # returns at once without the clock moving (in virtual time: forever).
+                try:
+                    item = await asyncio.wait_for(self.queue.get(),
+                                                  timeout=max(_TIME_EPS, target - now))
+                except asyncio.TimeoutError:
+                    continue
             kind = item[0]
             if kind != "code_done":
                 self.last_engine = self.loop.time()

@@ -12,9 +12,13 @@ shapes and the weight format, not on the values) of a model whose ``config.json`
   Per sample, speed = (tokens - 1) / (last token time - first token time), so the prefill is
   left out; the row is the mean over samples. Caveat: the c samples read the same KV blocks,
   which the GPU's L2 cache may serve more cheaply than c distinct contexts would.
-* ``engine``: ``VLLMEngine`` (the solver's path) against plain ``LLM.generate`` at concurrency
-  1..64, the same through ``Solver.solve`` (extraction, vote and stop checks on every event),
-  and decode with ``logprobs=k`` against without. Start-up times come with it.
+* ``engine``: plain ``LLM.generate``, vLLM's own ``AsyncLLM``, ``VLLMEngine`` (the solver's path)
+  and ``Solver.solve`` on it (extraction, vote and stop checks on every event), optionally the
+  wrapper with ``logprobs=k``, at concurrency 1..64 on two engines of one model alive at once
+  (``--gpu-mem`` each, so the weights must fit in that share: gpt-oss-120b needs ``--layers``),
+  interleaved repetitions, ratios with their spread. Start-up times come with it.
+* ``widths``: decode step time of 48-layer AWQ Qwen2 shapes of several widths at c = 1 and 8,
+  fitted as fixed cost + bytes / bandwidth (``h200_width_sweep.json``, for issue 12).
 * ``runner``: the whole submission (``Submission`` starting vLLM in its background thread, the
   local gateway, ``predict`` through the solver with code execution) on the tiny model.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -215,13 +220,28 @@ def tables(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-async def _solver_run(engine: VLLMEngine, prompt_text: str, c: int, tokens: int) -> dict[str, Any]:
+def _solver(engine: VLLMEngine, c: int, tokens: int) -> Any:
     from aimo_submit.policy import PolicyConfig
-    from aimo_submit.schedule import ProblemBudget
     from aimo_submit.solver import Solver
 
-    policy = PolicyConfig(n_samples=c, max_tokens=tokens, early_stop_agree=c + 1)
-    solver = Solver(engine, policy, prompt_style="r1", stop=("</think>",), sandbox=None)
+    class RawSolver(Solver):
+        """The prompt is the problem text itself: the solver submits exactly the prompt the
+        other modes submit (same token ids)."""
+
+        def build_prompt(self, problem: str) -> str:
+            return problem
+
+    # early_stop_agree past n: no early stop (random text holds no answer anyway); no sandbox,
+    # so no code runs; top_p 1.0 as in the other modes (top_p < 1 adds a sort to each step)
+    policy = PolicyConfig(n_samples=c, max_tokens=tokens, early_stop_agree=c + 1, top_p=1.0,
+                          temperature=1.0, seed=200 + c, min_tokens=min(32, tokens))
+    return RawSolver(engine, policy, prompt_style="r1", sandbox=None)
+
+
+async def _solver_run(engine: VLLMEngine, prompt_text: str, c: int, tokens: int) -> dict[str, Any]:
+    from aimo_submit.schedule import ProblemBudget
+
+    solver = _solver(engine, c, tokens)
     now = asyncio.get_running_loop().time()
     budget = ProblemBudget(start=now, soft_deadline=now + 600, hard_deadline=now + 900,
                            max_tokens=tokens, n_samples=c, fair_share_s=600)
@@ -232,83 +252,266 @@ async def _solver_run(engine: VLLMEngine, prompt_text: str, c: int, tokens: int)
             "stop_reason": res.stop_reason}
 
 
+async def _raw_async(engine: VLLMEngine, ids: list[int], c: int, tokens: int,
+                     tag: str) -> dict[str, Any]:
+    """vLLM's own ``AsyncLLM.generate`` (the client inside VLLMEngine), one request a sample,
+    DELTA outputs: what any asyncio front-end pays before our code runs."""
+    client = engine._clients[0]
+    first: dict[int, float] = {}
+    count: dict[int, int] = {}
+    t0 = time.perf_counter()
+
+    async def one(i: int) -> None:
+        params = engine._sampling_params(max_tokens=tokens, seed=200 + c + i, ignore_eos=True,
+                                         temperature=1.0, top_p=1.0,
+                                         output_kind=engine._delta_kind)
+        async for out in client.generate({"prompt_token_ids": ids}, params, f"{tag}-{i}"):
+            n = len(out.outputs[0].token_ids)
+            if n:
+                first.setdefault(i, time.perf_counter())
+                count[i] = count.get(i, 0) + n
+
+    await asyncio.gather(*(one(i) for i in range(c)))
+    wall = time.perf_counter() - t0
+    total = sum(count.values())
+    return {"tokens": total, "wall_s": wall, "tok_s": total / wall,
+            "first_ms": 1000 * (min(first.values()) - t0),
+            "first_ms_all": 1000 * (max(first.values()) - t0)}
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 4), "min": round(min(values), 4),
+            "max": round(max(values), 4)}
+
+
 def engine_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Plain ``LLM.generate``, vLLM's ``AsyncLLM``, ``VLLMEngine`` and ``Solver.solve`` on two
+    engines of the same model alive at once (``--gpu-mem`` each), measured interleaved: every
+    repetition runs every mode at every concurrency, in an order rotated per repetition, after
+    every mode has been warmed at every batch size. Same prompt ids (``--prompt-len`` tokens),
+    same output length (``ignore_eos``, no stop strings: every sample makes ``--tokens``), same
+    sampling (temperature 1, top_p 1, per-sample seeds). Ratios are per repetition (each mode
+    against the plain run of the same repetition), reported as median, min and max."""
     _vllm_env_defaults()
+    from vllm import LLM, SamplingParams
+
     path, meta = model_dir(args.model, args.format, Path(args.workdir), args.layers)
     settings = settings_for(path, args.format, max_model_len=4096, gpu_mem=args.gpu_mem)
     prompt = text_of(args.prompt_len, 7)
+    modes = [m for m in ("plain", "async", "wrapper", "solver", "logprobs")
+             if m in args.modes.split(",")]
     info: dict[str, Any] = {"model": args.model, "format": args.format,
                             "layers": meta["config"]["num_hidden_layers"],
                             "tokens": args.tokens, "prompt_tokens": args.prompt_len,
+                            "repetitions": args.reps, "modes": modes,
+                            "gpu_memory_utilization_each": args.gpu_mem,
                             "device": device_name(), "date": time.strftime("%Y-%m-%d"),
                             "command": "python -m bench.bench_hardware " + " ".join(sys.argv[1:])}
-    rows: dict[int, dict[str, Any]] = {c: {"concurrency": c} for c in args.concurrency}
-    lp_rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    llm = LLM(**settings.engine_kwargs())
+    info["startup_s_plain"] = round(time.perf_counter() - t0, 1)
+    print(f"plain ready in {info['startup_s_plain']:.1f} s", flush=True)
+    ids = llm.get_tokenizer().encode(prompt, add_special_tokens=False)
     loop = asyncio.new_event_loop()
     engine = VLLMEngine(settings=settings)
+    runs: list[dict[str, Any]] = []
     try:
         loop.run_until_complete(engine.start())
         info["startup_s_wrapper"] = round(engine.startup_s or 0, 1)
         print(f"wrapper ready in {engine.startup_s:.1f} s", flush=True)
-        for c in args.concurrency:  # warm-up: the MoE Triton kernels compile per batch size
-            loop.run_until_complete(timed(engine, GenerationRequest(prompt, n=c, max_tokens=32)))
-        for c in args.concurrency:
-            r = loop.run_until_complete(timed(engine, GenerationRequest(
-                prompt, n=c, max_tokens=args.tokens, seed=200 + c)))
-            rows[c].update(wrapper_tok_s=round(r["tok_s"], 1),
-                           wrapper_tok_s_per_seq=round(r["per_seq"], 1),
-                           wrapper_first_token_ms=round(r["first_ms"], 1),
-                           wrapper_first_token_ms_all=round(r["first_ms_all"], 1))
-            print(json.dumps(rows[c]), flush=True)
-        for c in args.concurrency:
-            r = loop.run_until_complete(_solver_run(engine, prompt, c, args.tokens))
-            rows[c].update(solver_tok_s=round(r["tok_s"], 1), solver_stop=r["stop_reason"])
-            print(json.dumps(rows[c]), flush=True)
-        for c in args.logprob_concurrency:
-            pair = {}
-            for k in (0, args.logprobs, 0, args.logprobs):  # interleaved, best of two each
-                r = loop.run_until_complete(timed(engine, GenerationRequest(
-                    prompt, n=c, max_tokens=args.tokens, seed=300 + c, logprobs=k)))
-                pair[k] = max(pair.get(k, 0.0), r["tok_s"])
-            lp_rows.append({"concurrency": c, "tok_s_plain": round(pair[0], 1),
-                            f"tok_s_logprobs{args.logprobs}": round(pair[args.logprobs], 1),
-                            "ratio": round(pair[args.logprobs] / pair[0], 3)})
-            print(json.dumps(lp_rows[-1]), flush=True)
-        info["prompt_tokenised_chars"] = engine._prompt_tokens().tokenised_chars
+        wrapper_ids = engine._prompt_ids(prompt)
+        info["prompt_ids_identical"] = wrapper_ids == ids and len(ids) == args.prompt_len
+        serial = iter(range(10**9))
+
+        def plain(c: int, tokens: int) -> dict[str, Any]:
+            params = [SamplingParams(max_tokens=tokens, seed=200 + c + i, ignore_eos=True,
+                                     temperature=1.0, top_p=1.0) for i in range(c)]
+            t = time.perf_counter()
+            outs = llm.generate([{"prompt_token_ids": ids}] * c, params, use_tqdm=False)
+            wall = time.perf_counter() - t
+            total = sum(len(o.outputs[0].token_ids) for o in outs)
+            return {"tokens": total, "wall_s": wall, "tok_s": total / wall}
+
+        def measure(mode: str, c: int, tokens: int) -> dict[str, Any]:
+            if mode == "plain":
+                return plain(c, tokens)
+            if mode == "async":
+                return loop.run_until_complete(_raw_async(engine, ids, c, tokens,
+                                                          f"raw{next(serial)}"))
+            if mode in ("wrapper", "logprobs"):  # logprobs: the wrapper asking top-5 (issue 16)
+                return loop.run_until_complete(timed(engine, GenerationRequest(
+                    prompt, n=c, max_tokens=tokens, seed=200 + c, temperature=1.0, top_p=1.0,
+                    logprobs=args.logprobs if mode == "logprobs" else 0)))
+            return loop.run_until_complete(_solver_run(engine, prompt, c, tokens))
+
+        for c in args.concurrency:  # warm-up: every mode at every batch size
+            for mode in modes:
+                measure(mode, c, 32)
+        for rep in range(args.reps):
+            order = modes[rep % len(modes):] + modes[:rep % len(modes)]
+            for c in args.concurrency:
+                for mode in order:
+                    r = measure(mode, c, args.tokens)
+                    row = {"rep": rep, "concurrency": c, "mode": mode,
+                           **{k: (round(v, 2) if isinstance(v, float) else v)
+                              for k, v in r.items()}}
+                    if r["tokens"] != c * args.tokens:
+                        row["short"] = f"{r['tokens']} of {c * args.tokens} tokens"
+                    runs.append(row)
+                    print(json.dumps(row), flush=True)
+        info["wrapper_stats"] = dict(engine.stats)
     finally:
         loop.run_until_complete(engine.close())
         loop.close()
-    if "plain" in args.modes:
-        from vllm import LLM, SamplingParams
-
-        t0 = time.perf_counter()
-        llm = LLM(**settings.engine_kwargs())
-        info["startup_s_plain"] = round(time.perf_counter() - t0, 1)
-        print(f"plain ready in {info['startup_s_plain']:.1f} s", flush=True)
-        ids = llm.get_tokenizer().encode(prompt, add_special_tokens=False)
-
-        def plain(c: int, tokens: int) -> float:
-            params = [SamplingParams(max_tokens=tokens, seed=200 + c + i, ignore_eos=True)
-                      for i in range(c)]
-            t = time.perf_counter()
-            outs = llm.generate([{"prompt_token_ids": ids}] * c, params, use_tqdm=False)
-            return sum(len(o.outputs[0].token_ids) for o in outs) / (time.perf_counter() - t)
-
-        for c in args.concurrency:
-            plain(c, 32)
-        for c in args.concurrency:
-            tok_s = plain(c, args.tokens)
-            row = rows[c]
-            row.update(plain_tok_s=round(tok_s, 1), plain_tok_s_per_seq=round(tok_s / c, 1))
-            if "wrapper_tok_s" in row:
-                row["ratio_wrapper"] = round(row["wrapper_tok_s"] / tok_s, 3)
-            if "solver_tok_s" in row:
-                row["ratio_solver"] = round(row["solver_tok_s"] / tok_s, 3)
-            print(json.dumps(row), flush=True)
-    data = {**info, "rows": list(rows.values()), "logprobs_rows": lp_rows}
+        with contextlib.suppress(Exception):
+            llm.llm_engine.engine_core.shutdown()
+    summary = []
+    for c in args.concurrency:
+        row: dict[str, Any] = {"concurrency": c}
+        for mode in modes:
+            mine = [r for r in runs if r["concurrency"] == c and r["mode"] == mode]
+            row[f"{mode}_tok_s"] = _spread([r["tok_s"] for r in mine])
+            if "first_ms" in mine[0]:
+                row[f"{mode}_first_token_ms"] = _spread([r["first_ms"] for r in mine])
+                row[f"{mode}_first_token_ms_all"] = _spread([r["first_ms_all"] for r in mine])
+            if mode != "plain" and "plain" in modes:
+                ratios = []
+                for rep in range(args.reps):
+                    base = next(r for r in runs if r["concurrency"] == c and r["rep"] == rep
+                                and r["mode"] == "plain")
+                    me = next(r for r in mine if r["rep"] == rep)
+                    ratios.append(me["tok_s"] / base["tok_s"])
+                row[f"ratio_{mode}"] = _spread(ratios)
+        summary.append(row)
+        print(json.dumps(row), flush=True)
+    data = {**info, "summary": summary, "runs": runs}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"engine_{args.model}.json").write_text(json.dumps(data, indent=1))
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# widths: fixed per-step cost against bandwidth cost (issue 12's L4 scaling)
+# --------------------------------------------------------------------------------------------
+
+AWQ_BYTES_PER_PARAM = 0.5 + 2.5 / 128
+"""4-bit weights, plus per group of 128 inputs a 16-bit scale and a 4-bit zero point."""
+
+
+def width_config(hidden: int) -> dict[str, Any]:
+    """The 14B's config at another width: same 48 layers, head size 128 and 5 query heads per
+    KV head, the MLP 2.7x wide (13824/5120), rounded to AWQ's group of 128."""
+    cfg = json.loads((CONFIGS / "r1-distill-qwen-14b.json").read_text())
+    heads = hidden // 128
+    cfg.update(hidden_size=hidden, num_attention_heads=heads, num_key_value_heads=heads // 5,
+               intermediate_size=round(hidden * 13824 / 5120 / 128) * 128)
+    return cfg
+
+
+def weight_bytes(cfg: dict[str, Any]) -> dict[str, int]:
+    """Bytes a decode step reads for the weights (AWQ linears, fp16 embedding row and lm_head)."""
+    h, i, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    kv = cfg["num_key_value_heads"] * (h // cfg["num_attention_heads"])
+    linear = cfg["num_hidden_layers"] * (h * (h + 2 * kv) + h * h + 3 * h * i)
+    return {"linear_params": linear, "linear_bytes": int(linear * AWQ_BYTES_PER_PARAM),
+            "lm_head_bytes": 2 * v * h, "per_step_bytes": int(linear * AWQ_BYTES_PER_PARAM)
+            + 2 * v * h}
+
+
+def _one_width(args: argparse.Namespace, hidden: int) -> dict[str, Any]:
+    from vllm import LLM, SamplingParams
+
+    cfg = width_config(hidden)
+    cfg["quantization_config"] = QUANT["awq"][2]
+    cfg["torch_dtype"] = QUANT["awq"][1]
+    path = Path(args.workdir) / f"qwen2-w{hidden}-awq-{cfg['num_hidden_layers']}l"
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "tokenizer.json").exists():
+        write_tokenizer(path, cfg["vocab_size"])
+    (path / "config.json").write_text(json.dumps(cfg, indent=1))
+    settings = settings_for(path, "awq", max_model_len=4096, gpu_mem=args.gpu_mem)
+    kw = settings.engine_kwargs()
+    kw["compilation_config"] = {"cudagraph_capture_sizes": sorted({1, 2, 4, 8, 16,
+                                                                   *args.concurrency})}
+    t0 = time.perf_counter()
+    llm = LLM(**kw)
+    startup = time.perf_counter() - t0
+    ids = llm.get_tokenizer().encode(text_of(args.context, 11), add_special_tokens=False)
+
+    def run(c: int, tokens: int) -> float:
+        params = [SamplingParams(max_tokens=tokens, ignore_eos=True, seed=i) for i in range(c)]
+        t = time.perf_counter()
+        llm.generate([{"prompt_token_ids": ids}] * c, params, use_tqdm=False)
+        return time.perf_counter() - t
+
+    run(1, 2)  # prefill the shared context once (then a prefix-cache hit)
+    rows = []
+    for c in args.concurrency:
+        run(c, args.decode + 1)  # warm this batch size
+        steps = []
+        for _ in range(args.reps):
+            short, long = run(c, 1), run(c, args.decode + 1)
+            steps.append((long - short) / args.decode)
+        med = statistics.median(steps)
+        rows.append({"concurrency": c, "context": args.context,
+                     "step_ms": _spread([1000 * x for x in steps]),
+                     "tokens_per_s_per_seq": round(1 / med, 1)})
+        print(json.dumps({"hidden": hidden, **rows[-1]}), flush=True)
+    with contextlib.suppress(Exception):
+        llm.llm_engine.engine_core.shutdown()
+    return {"hidden": hidden, "shape": shape_of(cfg), **weight_bytes(cfg),
+            "startup_s": round(startup, 1), "rows": rows}
+
+
+def widths(args: argparse.Namespace) -> dict[str, Any]:
+    """Each width in its own process (a crash or an out-of-memory ends one width only); the
+    fit step = fixed + bytes / bandwidth per concurrency is over the widths that ran."""
+    _vllm_env_defaults()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        data = _one_width(args, args.one)
+        (out / f"width_{args.one}.json").write_text(json.dumps(data))
+        return data
+    models, errors = [], {}
+    for hidden in args.hidden:
+        cmd = [sys.executable, "-m", "bench.bench_hardware", "widths", "--one", str(hidden),
+               "--out", str(out), "--workdir", args.workdir, "--gpu-mem", str(args.gpu_mem),
+               "--concurrency", ",".join(map(str, args.concurrency)),
+               "--context", str(args.context), "--decode", str(args.decode),
+               "--reps", str(args.reps)]
+        proc = subprocess.run(cmd, cwd=REPO, timeout=args.timeout, text=True, env={
+            **os.environ, "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+        part = out / f"width_{hidden}.json"
+        if proc.returncode or not part.exists():
+            errors[hidden] = f"rc {proc.returncode}"
+            continue
+        models.append(json.loads(part.read_text()))
+        part.unlink()
+    fits = []
+    for c in args.concurrency:
+        pts = [(m["per_step_bytes"], next(r["step_ms"]["median"] for r in m["rows"]
+                                          if r["concurrency"] == c)) for m in models]
+        if len(pts) >= 2:
+            mx = statistics.mean(x for x, _ in pts)
+            my = statistics.mean(y for _, y in pts)
+            slope = (sum((x - mx) * (y - my) for x, y in pts)
+                     / sum((x - mx) ** 2 for x, _ in pts))
+            fits.append({"concurrency": c, "fixed_ms": round(my - slope * mx, 3),
+                         "effective_bandwidth_gb_s": round(1e-6 / slope, 1) if slope > 0
+                         else None, "points": len(pts)})
+    data = {"device": device_name(), "date": time.strftime("%Y-%m-%d"),
+            "command": "python -m bench.bench_hardware " + " ".join(sys.argv[1:]),
+            "method": "dummy AWQ (Marlin) weights, CUDA graphs on (compiled, captured for the "
+                      "listed batch sizes); one shared prefix-cached context; step time = "
+                      "(wall of 1+D decoded tokens - wall of 1 token) / D per request batch, "
+                      "median of reps; per_step_bytes = AWQ linears + fp16 lm_head (the "
+                      "embedding reads one row a token); the fit is least squares over widths",
+            "models": models, "fits": fits, "errors": errors}
+    (out / "h200_width_sweep.json").write_text(json.dumps(data, indent=1))
+    print(json.dumps(fits), flush=True)
     return data
 
 
@@ -389,20 +592,33 @@ def parser() -> argparse.ArgumentParser:
     tb.add_argument("--max-model-len", type=int, default=32768 + 256)
     tb.add_argument("--fallback-layers", type=int, default=0)
     en = sub.choices["engine"]
+    en.set_defaults(gpu_mem=0.42)  # two engines share the GPU
     en.add_argument("--tokens", type=int, default=256)
     en.add_argument("--prompt-len", type=int, default=256)
-    en.add_argument("--logprobs", type=int, default=5)
-    en.add_argument("--logprob-concurrency", type=_ints, default=[8, 32, 64])
-    en.add_argument("--modes", default="plain")
+    en.add_argument("--reps", type=int, default=3)
+    en.add_argument("--logprobs", type=int, default=5, help="top-k of the logprobs mode")
+    en.add_argument("--modes", default="plain,async,wrapper,solver")
+    w = sub.add_parser("widths")
+    w.add_argument("--hidden", type=_ints, default=[2560, 5120, 7680])
+    w.add_argument("--one", type=int, default=0, help="measure one width (internal)")
+    w.add_argument("--concurrency", type=_ints, default=[1, 8])
+    w.add_argument("--context", type=int, default=1024)
+    w.add_argument("--decode", type=int, default=128)
+    w.add_argument("--reps", type=int, default=3)
+    w.add_argument("--gpu-mem", type=float, default=0.85)
+    w.add_argument("--timeout", type=int, default=400)
+    w.add_argument("--workdir", default="/tmp/bench_hardware")
+    w.add_argument("--out", default="bench/results/throughput")
     r = sub.add_parser("runner")
-    r.add_argument("--budget", type=int, default=240)
+    r.add_argument("--budget", type=int, default=360,
+                   help="whole-run seconds, the model load included (vLLM: 50-115 s)")
     r.add_argument("--out", default="bench/results/runner_run")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    {"tables": tables, "engine": engine_bench, "runner": runner}[args.cmd](args)
+    {"tables": tables, "engine": engine_bench, "runner": runner, "widths": widths}[args.cmd](args)
     return 0
 
 

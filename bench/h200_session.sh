@@ -50,6 +50,8 @@ case "$1" in
       run 480 tables --model gpt-oss-120b --format mxfp4 --fallback-layers 12
       run 360 tables --model r1-distill-qwen-14b --format awq
     fi
+    # the first session's engine bench (plain LLM after the wrapper, one at a time); the command
+    # now runs two engines at once, interleaved: bench/h200_issue15.sh, on the dense 14B
     run 600 engine --model gpt-oss-120b --format mxfp4
     echo "=== runner ($(date +%T))"; timeout 300 python3 -m bench.bench_hardware runner --budget 150 --out "$RES"
     touch "$RES/DONE" ;;
