@@ -17,40 +17,40 @@ Its throughput model answers one question: while ``c`` sequences decode with a m
   (:data:`SCALING_RULES`).
 
   **split** (the default). A measured step is the time its bytes take plus a remainder. The
-  bytes are what :func:`step_bytes` says the step reads per GPU (weights touched, resident
-  KV), streamed at :data:`STREAM_EFFICIENCY` of the datasheet bandwidth (0.886, fitted from
-  the table itself: its one-sequence rows over context). The remainder is what does not
-  stream memory: kernel launches and their latency chains, sampling, scheduling. On the
-  target GPU the bytes part is carried by the ratio of bytes per GPU (tensor parallelism
-  splits them; the setup's KV dtype) and of bandwidths; the remainder by the ratio of SMs x
-  boost clock (H200 132 x 1.98 GHz; H100 the same die, factor 1.00; L4 58 x 2.04 GHz, factor
-  2.21, which also covers a host CPU up to 2.2x slower than the H200's); the step is at least
-  the target's matmul time; tensor parallelism over PCIe adds :data:`PCIE_ALLREDUCE_S`.
-  Where a row is faster than its modelled bytes allow (shared-prefix KV served from L2,
-  dummy MoE weights touching fewer experts than uniform routing), its whole step counts as
-  bytes, so the split rule is never more pessimistic than the old one and never faster than
-  the bytes alone. The L4's 24 GB bounds the KV cache: the table's speed applies to the
-  sequences that fit, the rest wait (the same rule as the roofline).
+  bytes are what :func:`step_bytes` says the step reads per GPU: the weights touched, streamed
+  at :data:`WEIGHT_STREAM_EFFICIENCY` of the datasheet bandwidth (0.566, measured by a width
+  sweep on the H200), and the resident KV, at :data:`STREAM_EFFICIENCY` (0.886, fitted from
+  the 14B table's one-sequence rows over context). The remainder is what does not stream
+  memory: kernel launches and their latency chains, sampling, scheduling. On the target GPU
+  the bytes part is carried by the ratio of bytes per GPU (tensor parallelism splits them;
+  the setup's KV dtype) and of bandwidths, at the same efficiencies; the remainder by the
+  ratio of SMs x boost clock (H200 132 x 1.98 GHz; H100 the same die, factor 1.00; L4 58 x
+  2.04 GHz, factor 2.21, which also covers a host CPU up to 2.2x slower than the H200's); the
+  step is at least the target's matmul time; tensor parallelism over PCIe adds
+  :data:`PCIE_ALLREDUCE_S`. Where a row is faster than its modelled bytes allow (shared-prefix
+  KV served from L2, dummy MoE weights touching fewer experts than uniform routing), its whole
+  step counts as bytes, so the split rule is never more pessimistic than the old one and never
+  faster than the bytes alone. The L4's 24 GB bounds the KV cache: the table's speed applies
+  to the sequences that fit, the rest wait (the same rule as the roofline).
 
-  Why: the 14B AWQ table at one sequence runs 149.6 tok/s, 6.7 ms a step, of which its 10 GB
-  of weights take 2.3 ms at 4.25 TB/s; about 4.3 ms does not scale with bandwidth. The old
-  rule multiplied all 6.7 ms by 4.8/1.2 = 4 for 4x L4 at TP 4 (26.7 ms + 3 ms all-reduce:
-  33.6 tok/s); the split rule gives 9.6 + 9.5 + 3 = 22 ms (45 tok/s); the roofline, 55 tok/s.
-  At 8 sequences and 8k context: 32 tok/s (old 27, roofline 30). Gpt-oss-120b on the H100 at
-  one sequence: 206 tok/s (old 160). The split is a judgement: the factor for the remainder
-  is a datasheet ratio, not a measurement, and no public 4x L4 vLLM decode number for this
-  model was found to check it against (the nearest public facts are of other models and
-  GPUs: a 31B AWQ model at TP 4 over PCIe on 4x RTX 3090, 936 GB/s each, decodes one stream
-  at 77-81 tok/s, 12-13 ms a step where its bytes take about 5 by our estimate: a remainder
-  of several ms there too, ollama.linkworksinc.com/posts/vllm-tp4-3090-benchmark). Our own
-  H100 run says the remainder belongs to the kernels, not to every step: the same 14B shape
-  with fp8 weights decoded 139 tok/s at one sequence (bench/results/vllm_h100.md), 7.2 ms
-  for 16.3 GB, so at most 1.7 ms of remainder, against the AWQ table's 4.3 ms on the H200.
-  The AWQ remainder is then mostly work inside the 4-bit kernels (dequantization, small
-  per-GPU matrices); if that work were bandwidth inefficiency instead, it would scale by
-  bandwidth and the old rule would be right; if it overlapped the loads on the L4 (which has
-  7x the SM cycles per byte of the H200), the split rule is pessimistic. The policy tables
-  show the curves under both rules.
+  Why, and the checks: the 14B AWQ table at one sequence runs 149.6 tok/s, 6.7 ms a step, of
+  which its 10 GB of weights take 3.7 ms at the swept efficiency; 3.0 ms remain, which is what
+  the width sweep measured independently as its fixed cost (3.0 ms, the intercept over three
+  widths of one layer count: two measurements, one split). The old rule multiplied all 6.7 ms
+  by 4.8/1.2 = 4 for 4x L4 at TP 4 (26.7 ms + 3 ms all-reduce: 33.6 tok/s); the split rule
+  gives 14.9 + 6.6 + 3 = 24.4 ms (41 tok/s); the roofline, 55 tok/s. At 8 sequences and 8k
+  context: 30 tok/s (old 27, roofline 30). Gpt-oss-120b on the H100 at one sequence: 194
+  tok/s (old 160). Two judgements remain: the remainder factor is a datasheet ratio, not a
+  measurement on an L4; and the L4 is assumed to stream weights at the H200's small-batch
+  efficiency, although its 16x lower bandwidth needs 16x fewer bytes in flight (if it streamed
+  at the KV efficiency instead, 45 tok/s). No public 4x L4 vLLM decode number for this model
+  was found to check against (the nearest public facts are of other models and GPUs: a 31B
+  AWQ model at TP 4 over PCIe on 4x RTX 3090, 936 GB/s each, decodes one stream at 77-81
+  tok/s, 12-13 ms a step where its bytes take about 5 by our estimate: a remainder of several
+  ms there too, ollama.linkworksinc.com/posts/vllm-tp4-3090-benchmark). Our own H100 run says
+  the remainder belongs to the kernels, not to every step: the same 14B shape with fp8
+  weights decoded 139 tok/s at one sequence (bench/results/vllm_h100.md), 7.2 ms for 16.3 GB.
+  The policy tables show the curves under both rules.
 
   **bandwidth** (the earlier rule, a sensitivity check): every measured step takes ``4.8 /
   3.35`` times as long on the H100 and ``4.8 / 0.3`` on one L4 (``4.8 / 1.2`` for the four
@@ -63,9 +63,9 @@ Its throughput model answers one question: while ``c`` sequences decode with a m
   layout ``tp4``, ``dp4`` or ``tp2dp2``, written by ``bench/layouts.py``) is preferred for
   the 4x L4 setups, looked up at the machine's concurrency (its rows count every sequence of
   the layout); the NVLink all-reduce inside its steps is carried as remainder (pessimistic)
-  and the PCIe all-reduce is added. A width sweep (``h200_width_sweep.json``: one layer
-  count, several widths) measures the weight-stream efficiency and the fixed cost directly
-  (:func:`width_sweep_efficiency`); until one exists the efficiency is the KV-read one.
+  and the PCIe all-reduce is added. The width sweep (``h200_width_sweep.json``: one layer
+  count, several widths; ``bench_hardware widths``) measures the weight-stream efficiency and
+  the fixed cost directly (:func:`width_sweep_efficiency`).
   ``describe()`` says which model and rule run.
 
 Memory (:func:`memory_plan`, :meth:`Setup.memory_plan`): what vLLM has for KV cache per GPU is
@@ -138,6 +138,7 @@ __all__ = [
     "throughput_for",
     "weight_bytes",
     "width_sweep_efficiency",
+    "WEIGHT_STREAM_EFFICIENCY",
 ]
 
 TABLES_DIR = Path(__file__).resolve().parents[1] / "bench" / "results" / "throughput"
@@ -149,12 +150,18 @@ PCIE_ALLREDUCE_S = 0.003
 two all-reduces a layer (after attention and after the MLP), 96 a step for the 48-layer 14B,
 of a few KiB each, so latency-bound at about 30 us each over PCIe."""
 STREAM_EFFICIENCY = 0.886
-"""Share of datasheet bandwidth at which a decode step streams its bytes (weights and KV),
-measured: the concurrency-1 rows of ``h200_r1-distill-qwen-14b.json`` grow 1.46 ms from 1k to
-32k context while the KV read grows 6.2 GB, a fitted 4.25 TB/s of the H200's 4.8
-(:func:`fit_bandwidth`; a test recomputes it from the table). Assumed the same share on the
-H100 and the L4. A width sweep (``h200_width_sweep.json``: same layers, other widths) would
-measure it for weight reads too (:func:`width_sweep_efficiency`)."""
+"""Share of datasheet bandwidth at which a decode step streams its KV cache, measured: the
+concurrency-1 rows of ``h200_r1-distill-qwen-14b.json`` grow 1.46 ms from 1k to 32k context
+while the KV read grows 6.2 GB, a fitted 4.25 TB/s of the H200's 4.8 (:func:`fit_bandwidth`;
+a test recomputes it from the table). Assumed the same share on the H100 and the L4."""
+WEIGHT_STREAM_EFFICIENCY = 0.566
+"""Share of datasheet bandwidth at which a one-sequence decode step streams its weights,
+measured by the width sweep ``h200_width_sweep.json`` (48 layers, AWQ, hidden 2560/5120/7680 at
+concurrency 1): step time grows with the weight bytes :meth:`ModelShape.step_weight_gb` counts
+at 2.72 TB/s of 4.8, above a 3.0 ms fixed cost (:func:`width_sweep_efficiency`; a test
+recomputes both from the file). Small-batch 4-bit kernels keep too few bytes in flight to
+saturate HBM3e. Assumed the same share on the H100 and the L4: pessimistic for the L4, whose
+16x lower bandwidth needs 16x fewer bytes in flight."""
 SCALING_RULES = ("split", "bandwidth")
 """How :class:`ScaledThroughput` carries a measured step to another GPU: ``split`` (the
 default: bandwidth part by bytes, the remainder by SMs x clock) or ``bandwidth`` (the earlier
@@ -345,9 +352,12 @@ def kv_bytes_per_token(shape: ModelShape, kv_dtype: str = "auto", tensor_paralle
 
 
 def step_bytes(shape: ModelShape, batch: float, mean_context: float, kv_dtype: str = "auto",
-               tensor_parallel: int = 1) -> float:
+               tensor_parallel: int = 1, *, weights_only: bool = False) -> float:
     """Bytes each GPU of a tensor-parallel group reads in one decode step of ``batch``
-    sequences: the weights the step touches and every sequence's resident KV cache."""
+    sequences: the weights the step touches and every sequence's resident KV cache
+    (``weights_only``: the weights alone)."""
+    if weights_only:
+        return shape.step_weight_gb(batch) * 1e9 / tensor_parallel
     kv = batch * (max(1.0, mean_context) * shape.kv_bytes_per_token(kv_dtype)
                   + shape.window_kv_bytes(kv_dtype))
     return (shape.step_weight_gb(batch) * 1e9 + kv) / tensor_parallel
@@ -772,14 +782,20 @@ class ScaledThroughput:
         remainder by :attr:`rest_factor`. The setup's step is at least its matmul time, plus
         the PCIe all-reduce under tensor parallelism."""
         shape, setup = self.setup.shape, self.setup
-        measured_bw = GPUS[self.measured_on].bandwidth_tbs
-        read_m = step_bytes(shape, batch, mean_context, self.measured_kv_dtype,
-                            self.measured_tp)
-        read_s = step_bytes(shape, batch, mean_context, setup.kv_cache_dtype,
-                            setup.tensor_parallel)
-        t_bw_m = min(measured_step_s, read_m / (measured_bw * 1e12 * STREAM_EFFICIENCY))
+        measured_bw = GPUS[self.measured_on].bandwidth_tbs * 1e12
+        w_m, w_s = (step_bytes(shape, batch, 0.0, self.measured_kv_dtype, tp, weights_only=True)
+                    for tp in (self.measured_tp, setup.tensor_parallel))
+        kv_m = step_bytes(shape, batch, mean_context, self.measured_kv_dtype,
+                          self.measured_tp) - w_m
+        kv_s = step_bytes(shape, batch, mean_context, setup.kv_cache_dtype,
+                          setup.tensor_parallel) - w_s
+        t_w = w_m / (measured_bw * WEIGHT_STREAM_EFFICIENCY)
+        t_kv = kv_m / (measured_bw * STREAM_EFFICIENCY)
+        clip = min(1.0, measured_step_s / (t_w + t_kv))
+        t_bw_m = (t_w + t_kv) * clip
         rest_m = measured_step_s - t_bw_m
-        t_bw_s = t_bw_m * (read_s / read_m) * (measured_bw / setup.spec.bandwidth_tbs)
+        ratio = GPUS[self.measured_on].bandwidth_tbs / setup.spec.bandwidth_tbs
+        t_bw_s = clip * ratio * (t_w * w_s / w_m + (t_kv * kv_s / kv_m if kv_m > 0 else 0.0))
         step = max(t_bw_s + rest_m * self.rest_factor, setup.compute_s(batch))
         return t_bw_m, rest_m, step + setup.allreduce_s
 
@@ -802,7 +818,8 @@ class ScaledThroughput:
         if self.rule == "bandwidth":
             how = f"steps x{self.step_factor:.2f} (bandwidth ratio; the earlier rule)"
         else:
-            how = (f"split rule: bytes at {STREAM_EFFICIENCY:.0%} of each GPU's bandwidth, "
+            how = (f"split rule: weights at {WEIGHT_STREAM_EFFICIENCY:.0%} and KV at "
+                   f"{STREAM_EFFICIENCY:.0%} of each GPU's bandwidth, "
                    f"the rest of each step x{self.rest_factor:.2f} (SMs x clock)")
         if self.setup.allreduce_s:
             how += f", + {self.setup.allreduce_s * 1000:g} ms PCIe all-reduce"
@@ -878,24 +895,33 @@ def load_throughput(path: str | Path, scale: float | None = None) -> MeasuredThr
                               str(source))
 
 
-def width_sweep_efficiency(path: str | Path, gpu: str = "h200") -> tuple[float, float]:
-    """``(fixed seconds, share of datasheet bandwidth)`` from a width sweep: one layer count,
-    several widths, each row at concurrency 1 and one short context, with the weight bytes it
-    reads (``weight_bytes`` or ``weight_gb``) and its ``tokens_per_s_per_seq``. The slope of
-    step time over weight bytes is the bandwidth at which weights stream; the intercept is
-    the per-step cost that no width changes (launches, sampling, scheduling), what the
-    ``split`` rule scales by SMs x clock. Such a table calibrates :data:`STREAM_EFFICIENCY`
-    for weight reads, which the context slope measures for KV reads only."""
+def width_sweep_efficiency(path: str | Path, gpu: str = "h200",
+                           weight_format: str = "awq") -> tuple[float, float]:
+    """``(fixed seconds, share of datasheet bandwidth)`` from a width sweep
+    (``bench_hardware widths``): models of one layer count and several widths, each with its
+    ``shape`` (layers, hidden, heads, kv_heads, intermediate, vocab) and rows of ``step_ms``
+    (or ``tokens_per_s_per_seq``) at concurrency 1 and one short context. The slope of step
+    time over the weight bytes this module counts for the shape (:func:`weight_bytes` in
+    ``weight_format``, the same count the split rule uses) is the bandwidth at which weights
+    stream; the intercept is the per-step cost no width changes (launches, sampling,
+    scheduling). Calibrates :data:`WEIGHT_STREAM_EFFICIENCY`."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    rows = data.get("rows", []) if isinstance(data, dict) else data
     points = []
-    for r in rows:
-        if float(r.get("concurrency", 1)) != 1:
-            continue
-        size = r.get("weight_bytes") or (float(r["weight_gb"]) * 1e9 if "weight_gb" in r
-                                         else None)
-        if size is not None and r.get("tokens_per_s_per_seq"):
-            points.append((float(size), 1.0 / float(r["tokens_per_s_per_seq"])))
+    for m in data.get("models", []) if isinstance(data, dict) else []:
+        sh = m["shape"]
+        heads = int(sh["heads"])
+        shape = ModelShape(f"width-{sh['hidden']}", layers=int(sh["layers"]),
+                           hidden=int(sh["hidden"]), kv_heads=int(sh["kv_heads"]),
+                           head_dim=int(sh["hidden"]) // heads, heads=heads,
+                           vocab=int(sh["vocab"]), intermediate=int(sh["intermediate"]))
+        read = _quantized(shape, shape.name, weight_format).step_weight_gb(1) * 1e9
+        for r in m.get("rows", []):
+            if float(r.get("concurrency", 1)) != 1:
+                continue
+            ms = r.get("step_ms")
+            step = (float(ms["median"] if isinstance(ms, dict) else ms) / 1e3 if ms
+                    else 1.0 / float(r["tokens_per_s_per_seq"]))
+            points.append((read, step))
     fixed, bw = fit_bandwidth(points)
     return fixed, bw / (GPUS[gpu].bandwidth_tbs * 1e12)
 
