@@ -183,6 +183,13 @@ class PolicyConfig:
     On a memory-bound GPU fewer sequences decode faster each, and a problem then needs fewer
     tokens in all to reach agreeing answers, so more problems get a real chance."""
 
+    settle_late: bool = False
+    """Past the soft deadline, stop a problem as soon as it is settled (``settled_share``),
+    not only if it was settled at that moment. A problem over its fair share that then gets
+    a settling vote gains little from more samples but keeps taking time from every problem
+    after it; without this, one whose first answer came just after the soft deadline runs on
+    to ``early_stop_agree`` or its hard deadline."""
+
     def __post_init__(self) -> None:
         if self.time_rule not in TIME_RULES:
             raise ValueError(f"time_rule must be one of {TIME_RULES}, got {self.time_rule!r}")

@@ -113,23 +113,33 @@ PRESETS: dict[str, PolicyConfig] = {
         # x1/4..x1, on seeds other than the ones reported, first on the roofline, then on the
         # measured speeds (4x L4 from the H200 table), rechecked under the split scaling rule
         # (hardware.py) and the older one. Two agreeing answers end a problem: in these traces
-        # nearly every failure is a truncation, not a wrong answer, so one answer would do
-        # (on the tuning seeds it scored the same at x1/4 and 0.1-0.6 more above), but the 14B
-        # model the traces stand in for answers wrongly far more often, so one vote is not
-        # trusted. A disagreeing problem may run to 6x its fair share. Triage: every problem
-        # gets the time for a sample at the model's token cap (16,384; 16,000 until the split
-        # scaling, a hair short of the cap: on the tuning seeds the cap scored 4.80 / 6.70 /
-        # 10.25 / 21.40 at x1/4 / 1/3 / 1/2 / 1 against 4.70 / 6.50 / 10.35 / 21.20, within
-        # noise, chosen because a sample that needs more than the cap never answers anyway),
-        # and when the fair share is shorter than that it runs fewer samples (down to 2), so
-        # that on a tight clock some problems are answered instead of none. 8 samples: the
-        # pools recorded hold 8, so more would be unvalidated; 8 x the 18,432-token context
-        # also fits the 4x L4 KV cache (hardware.py: 358k tokens), 32 would not.
+        # nearly every failure is a truncation, not a wrong answer, so one answer would do (on the
+        # tuning seeds it scored the same at x1/4 and 0.1-0.6 more above), but the 14B model the
+        # traces stand in for answers wrongly far more often, so one vote is not trusted before the
+        # problem's fair share is spent. A disagreeing problem may run to 6x its fair share. Triage:
+        # every problem gets the time for a sample at the model's token cap (16,384; 16,000 until
+        # the split scaling, a hair short of the cap: on the tuning seeds the cap scored 4.80 / 6.70
+        # / 10.25 / 21.40 at x1/4 / 1/3 / 1/2 / 1 against 4.70 / 6.50 / 10.35 / 21.20, within noise,
+        # chosen because a sample that needs more than the cap never answers anyway), and when the
+        # fair share is shorter than that it runs fewer samples (down to 6), so that on a tight
+        # clock some problems are answered instead of none. Past its fair share (the soft deadline)
+        # a problem stops as soon as it is settled (settle_late): a lone answer then ends it instead
+        # of waiting for a second one. Before, only 2 samples gave that (one answer cannot be
+        # overturned by one other), so a tight clock had to choose between few samples and a quick
+        # stop; now the first of 6 answers comes sooner, and more problems get any answer under the
+        # cap, than of 2 (an AIME problem with no answer costs ~400-470 s of the 2,330 s usable at
+        # x1/4): tight_min_samples 2 / 4 / 6 / 8 scored 4.80 / 5.05 / 5.10 / 4.95 at x1/4 on the
+        # tuning seeds (x1: 21.70 / 21.70 / 21.70 / 22.00), against 4.80 / 6.70 / 10.25 / 21.40 for
+        # the earlier rule (2 samples, checked at the soft deadline only) at x1/4 / 1/3 / 1/2 / 1
+        # and 5.10 / 7.10 / 11.05 / 21.70 now. 8 samples: the pools recorded hold 8, so more would
+        # be unvalidated; 8 x the 18,432-token context also fits the 4x L4 KV cache (hardware.py:
+        # 358k tokens), 32 would not.
         n_samples=8,
         early_stop_agree=2,
         extend_factor=6.0,
         min_useful_tokens=MODEL_MAX_TOKENS["aimo2"],
-        tight_min_samples=2,
+        tight_min_samples=6,
+        settle_late=True,
         max_tokens=MODEL_MAX_TOKENS["aimo2"],
         temperature=0.6,
         extra={"source": "aimo-submit, tuned on the top-level AIMO2 traces (policies.md)"},
@@ -142,7 +152,9 @@ PRESETS: dict[str, PolicyConfig] = {
         # seeds agreement at 2 scored 33.05 at x1, at 3 33.5, while at x1/2 2 was better: 18.6
         # vs 18.3). Triage at 45k tokens (about the 70th percentile of a sample's length),
         # and a soft deadline at twice the fair share: a lone answer does not settle a
-        # problem sooner.
+        # problem sooner; past it, a problem stops as soon as it is settled (settle_late; on
+        # the tuning seeds 11.05 / 14.90 / 24.10 / 34.0 at x1/4 / 1/3 / 1/2 / 1 against
+        # 10.75 / 14.45 / 24.00 / 34.0 without).
         # 12 samples: on the tuning seeds (100..119) 12 scored 34.0 at x1 against 33.5 for 8,
         # 12.1 vs 11.8 at x1/3 and 8.2 vs 8.35 at x1/4; 12 x 65,536 tokens = 786k fit the
         # H100's FP8 KV cache as hardware.py computes it (811k; an earlier 559k estimate had
@@ -156,6 +168,7 @@ PRESETS: dict[str, PolicyConfig] = {
         early_stop_agree=3,
         extend_factor=6.0,
         soft_fraction=2.0,
+        settle_late=True,
         min_useful_tokens=45000,
         tight_min_samples=2,
         max_tokens=MODEL_MAX_TOKENS["aimo3"],

@@ -7,7 +7,8 @@ the same arithmetic. The rules:
   ``safety_margin_frac`` of the budget, capped at a quarter of the budget so short rehearsals
   still get time) - time already spent;
 * a problem's fair share = usable time / problems left. Its *soft* deadline is at
-  ``soft_fraction`` x fair share: a problem whose votes are settled by then stops there. Its
+  ``soft_fraction`` x fair share: a problem whose votes are settled by then stops there
+  (with ``settle_late``, the solver also stops it at any later vote that settles it). Its
   *hard* deadline is ``extend_factor`` x fair share, but never so late that the problems still
   to come would get less than ``min_problem_s`` each. Time a settled problem did not use flows
   to later ones automatically, because the fair share is recomputed from the time left;

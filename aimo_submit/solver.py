@@ -19,7 +19,8 @@ problem ends), and the output goes back as a tool message; a call to any other t
 ``max_code_calls``, is answered with an error message once. The vote comes only from a
 ``final`` channel message; a sample that ends without one (truncated, malformed, no final)
 casts no vote, and its notes say why. After every vote the rules in ``vote.py``
-decide whether to stop. At the soft deadline a settled problem stops; at the hard deadline
+decide whether to stop. At the soft deadline a settled problem stops (with ``settle_late``, also
+at any later vote that settles it); at the hard deadline
 everything is cancelled and the best answer so far is returned. A problem never ends without
 an answer: partial texts are searched, then ``policy.fallback_answer`` is used.
 """
@@ -794,7 +795,7 @@ class _ProblemRun:
                     return decision.reason
                 waiting = self.waiting_on_engine()
             now = self.loop.time()
-            if not soft_checked and now >= self.budget.soft_deadline:
+            if now >= self.budget.soft_deadline and (not soft_checked or self.p.settle_late):
                 soft_checked = True
                 if is_settled(t, self.p.settled_share, self.p.min_votes):
                     return "soft-deadline"

@@ -217,7 +217,8 @@ def run() -> list[dict[str, Any]]:
           "to 6x its fair "
           "share; triage (`min_useful_tokens`: each problem gets the time a useful-length "
           "sample needs, and on a tight clock fewer samples, down to `tight_min_samples`); "
-          "AIMO3 only: a lone answer does not settle a problem before 2x its fair share.", ""]
+          "past its soft deadline a problem stops as soon as it is settled, e.g. at a lone answer "
+          "(`settle_late`); AIMO3 only: the soft deadline is at 2x the fair share.", ""]
     top = trace_files(default_traces_dir())
     if top:
         md += ["## Top level (tuned on these files)", ""]

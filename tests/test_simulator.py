@@ -255,6 +255,33 @@ def test_solver_stops_early_when_samples_agree():
     assert sorted(s["finish"] for s in result.samples).count("cancelled") == 4
 
 
+@pytest.mark.parametrize("settle_late", [False, True])
+def test_a_vote_after_the_soft_deadline_settles_only_with_settle_late(settle_late):
+    """One sample answers at 20 s, past the 10 s soft deadline; the other three at 200 s.
+    Checked only at the soft deadline (no vote yet), the problem runs on until two agree;
+    with ``settle_late`` the lone vote (share 1.0 >= settled_share) ends it at once."""
+    problem = _problem(TraceSample(2000, "5"), *(TraceSample(20_000, "5") for _ in range(3)))
+    engine = ReplayEngine([problem], FLAT, request_latency_s=0.0)
+    policy = PolicyConfig(n_samples=4, early_stop_agree=2, early_stop_unbeatable=False,
+                          settle_late=settle_late)
+
+    async def body():
+        now = asyncio.get_running_loop().time()
+        budget = ProblemBudget(start=now, soft_deadline=now + 10.0, hard_deadline=now + 1000.0,
+                               max_tokens=20_000, n_samples=4, fair_share_s=10.0)
+        return await Solver(engine, policy, stop=("</think>",)).solve(problem_text(problem),
+                                                                      budget)
+
+    result = simclock.run(body())
+    assert result.answer == 5
+    if settle_late:
+        assert result.stop_reason == "soft-deadline"
+        assert result.seconds == pytest.approx(20.0, abs=0.1)
+    else:
+        assert result.stop_reason == "agree"
+        assert result.seconds == pytest.approx(200.0, abs=0.1)
+
+
 def test_a_problem_given_one_second_answers_in_time():
     problem = _problem(*(TraceSample(50_000, "77") for _ in range(4)))
     engine = ReplayEngine([problem], HARDWARE_PRESETS["l4x4-dp4"])
