@@ -134,8 +134,8 @@ PRESETS: dict[str, PolicyConfig] = {
         # and 5.10 / 7.10 / 11.05 / 21.70 now; rechecked once the width sweep recalibrated the
         # split rule (weights at 0.566 of the bandwidth): tight_min_samples 6 / 2 scored 4.45 /
         # 4.20 at x1/4 and 20.00 / 20.05 at x1 on the tuning seeds. 8 samples: the pools recorded
-        # hold 8, so more would be unvalidated; 8 x the 18,432-token context also fits the 4x L4 KV cache (hardware.py:
-        # 358k tokens), 32 would not.
+        # hold 8, so more would be unvalidated; 8 x the 18,432-token context also fits the 4x L4
+        # KV cache (hardware.py: 358k tokens), 32 would not.
         n_samples=8,
         early_stop_agree=2,
         extend_factor=6.0,
