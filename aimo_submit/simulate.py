@@ -421,6 +421,16 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
 """Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (1.96 beyond)."""
 
 
+def paired_interval(diffs: Sequence[float]) -> tuple[float, float]:
+    """Mean of paired differences and the half-width of its two-sided 95 % t interval (0 for
+    fewer than two pairs): the one interval every policy table reports."""
+    gap = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return gap, 0.0
+    t = _T975[len(diffs) - 2] if len(diffs) - 1 <= len(_T975) else 1.96
+    return gap, t * statistics.stdev(diffs) / math.sqrt(len(diffs))
+
+
 def paired(results: Sequence[CompetitionResult], ours: str = "ours"
            ) -> dict[str, dict[str, Any]]:
     """For each other policy: mean of (ours - it) over seeds, its 95 % t interval, seeds won."""
@@ -434,11 +444,7 @@ def paired(results: Sequence[CompetitionResult], ours: str = "ours"
                  if (name, s) in by and (ours, s) in by]
         if not diffs:
             continue
-        gap = statistics.fmean(diffs)
-        half = 0.0
-        if len(diffs) > 1:
-            t = _T975[len(diffs) - 2] if len(diffs) - 1 <= len(_T975) else 1.96
-            half = t * statistics.stdev(diffs) / math.sqrt(len(diffs))
+        gap, half = paired_interval(diffs)
         out[name] = {"gap": round(gap, 3), "ci95": [round(gap - half, 3), round(gap + half, 3)],
                      "ahead": sum(d > 0 for d in diffs)}
     return out

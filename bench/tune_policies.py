@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ from aimo_submit.competition import get_profile
 from aimo_submit.hardware import SCALING_RULES
 from aimo_submit.policy import PolicyConfig
 from aimo_submit.presets import PRESETS, policies_for
-from aimo_submit.simulate import compare, settings_for
+from aimo_submit.simulate import compare, paired_interval, settings_for
 from bench.bench_policies import CHUNK_TOKENS, CLOCK_SCALES, JOBS, TUNING_SEEDS, profile_of
 
 
@@ -50,9 +49,8 @@ def solved(path: Path, profile: str, policies: dict[str, PolicyConfig],
 def cell(ours: list[int], refs: dict[str, list[int]]) -> str:
     """``mean (gap +- half-width)`` against the reference with the best mean."""
     best = max(refs.values(), key=statistics.fmean)
-    diffs = [a - b for a, b in zip(ours, best, strict=True)]
-    half = 1.96 * statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
-    return f"{statistics.fmean(ours):5.2f} ({statistics.fmean(diffs):+.2f} +- {half:.2f})"
+    gap, half = paired_interval([a - b for a, b in zip(ours, best, strict=True)])
+    return f"{statistics.fmean(ours):5.2f} ({gap:+.2f} +- {half:.2f})"
 
 
 def main(argv: list[str] | None = None) -> int:

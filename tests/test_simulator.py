@@ -517,3 +517,13 @@ def test_the_tuning_grid_refuses_holdout_files(capsys):
 
     assert tune(["--traces", "traces/holdout/any.jsonl", "--grid", "{}"]) == 2
     assert "reporting only" in capsys.readouterr().err
+
+
+def test_paired_interval_is_a_student_t_interval():
+    """Small seed counts get Student's t, not 1.96: two pairs 0 and 2 give 1 +- 12.706."""
+    from aimo_submit.simulate import paired_interval
+    assert paired_interval([0.0, 2.0]) == pytest.approx((1.0, 12.706))
+    assert paired_interval([1.0, 1.0, 1.0]) == (1.0, 0.0)
+    assert paired_interval([3.0]) == (3.0, 0.0)
+    gap, half = paired_interval([float(i % 2) for i in range(100)])  # beyond the table: 1.96
+    assert half == pytest.approx(1.96 * 0.50252 / 10, rel=1e-3)
