@@ -19,7 +19,8 @@ model sampled, but the message structure, which is all the parser needs, is the 
 ``TIKTOKEN_ENCODINGS_BASE`` names a folder holding it, downloads it at first use: impossible on
 Kaggle and in CI. ``find_vocab`` looks, in order, at that variable, ``encodings/`` beside the
 package (``make package`` puts a copy in the library dataset), the copy that the pinned
-``litellm`` wheel carries (MIT licence; requirements.txt, never imported), and the caches of
+``litellm`` wheel carries (MIT licence; requirements-data.txt, installed without its
+dependencies by ``make venv``, never imported), and the caches of
 tiktoken and tiktoken-rs; every candidate is checked against the file's published sha256 (the
 one the library itself checks). ``ensure_vocab`` points the variable at a folder holding the
 file, so the library (and a vLLM started later in this process) loads it offline.
@@ -117,7 +118,8 @@ def ensure_vocab() -> Path:
         raise HarmonyUnavailable(
             f"{VOCAB_FILE} (sha256 {VOCAB_SHA256[:12]}...) not found; openai-harmony would "
             f"download it, and there is no internet. Looked at:\n  {tried}\nInstall "
-            "requirements.txt (its litellm wheel carries the file), attach the aimo-submit-lib "
+            "requirements-data.txt with --no-deps (its litellm wheel carries the file; make venv "
+            "does it), attach the aimo-submit-lib "
             f"dataset built by 'make package' (it has {VOCAB_DIR}/{VOCAB_FILE}), or set "
             f"{VOCAB_ENV} to a folder holding the file."
         )

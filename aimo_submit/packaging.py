@@ -206,7 +206,8 @@ def build_package(
     elif entry.prompt_format == "harmony":
         raise PackagingError(f"{VOCAB_FILE} not found: {entry.name} speaks harmony and "
                              "openai-harmony cannot download it on Kaggle; install "
-                             "requirements.txt (its litellm wheel carries the file)")
+                             "requirements-data.txt (its litellm wheel carries the file; "
+                             "make venv does it)")
     else:
         result.notes.append(f"{VOCAB_FILE} not found: the library dataset cannot run harmony "
                             "models (gpt-oss)")

@@ -37,9 +37,9 @@ from aimo_submit.schedule import ProblemBudget
 from aimo_submit.solver import Solver, SolveResult
 
 harmony = pytest.importorskip("aimo_submit.harmony")
-if harmony.find_vocab() is None:  # pragma: no cover - only without requirements.txt installed
-    pytest.skip(f"{harmony.VOCAB_FILE} not found offline (install requirements.txt: its "
-                "litellm wheel carries it)", allow_module_level=True)
+if harmony.find_vocab() is None:  # pragma: no cover - only without make venv's install
+    pytest.skip(f"{harmony.VOCAB_FILE} not found offline (make venv installs "
+                "requirements-data.txt: its litellm wheel carries it)", allow_module_level=True)
 
 TRANSCRIPT = json.loads(
     (Path(__file__).parent / "fixtures" / "gpt_oss_transcript.json").read_text(encoding="utf-8")
