@@ -47,7 +47,7 @@ if str(REPO) not in sys.path:
 
 from aimo_submit.engines.base import FinishReason, GenerationRequest  # noqa: E402
 from aimo_submit.engines.vllm_engine import VLLMEngine, VLLMSettings, _vllm_env_defaults  # noqa: E402
-from aimo_submit.hardware import table_name  # noqa: E402
+from aimo_submit.hardware import WEIGHT_FORMATS, fit_bandwidth, table_name  # noqa: E402
 from bench.bench_vllm import write_tokenizer  # noqa: E402
 
 CONFIGS = REPO / "bench" / "configs"
@@ -395,7 +395,7 @@ def engine_bench(args: argparse.Namespace) -> dict[str, Any]:
 # widths: fixed per-step cost against bandwidth cost (issue 12's L4 scaling)
 # --------------------------------------------------------------------------------------------
 
-AWQ_BYTES_PER_PARAM = 0.5 + 2.5 / 128
+AWQ_BYTES_PER_PARAM = WEIGHT_FORMATS["awq"].bits_per_weight / 8
 """4-bit weights, plus per group of 128 inputs a 16-bit scale and a 4-bit zero point."""
 
 
@@ -493,15 +493,16 @@ def widths(args: argparse.Namespace) -> dict[str, Any]:
     fits = []
     for c in args.concurrency:
         pts = [(m["per_step_bytes"], next(r["step_ms"]["median"] for r in m["rows"]
-                                          if r["concurrency"] == c)) for m in models]
+                                          if r["concurrency"] == c) / 1e3) for m in models]
         if len(pts) >= 2:
-            mx = statistics.mean(x for x, _ in pts)
-            my = statistics.mean(y for _, y in pts)
-            slope = (sum((x - mx) * (y - my) for x, y in pts)
-                     / sum((x - mx) ** 2 for x, _ in pts))
-            fits.append({"concurrency": c, "fixed_ms": round(my - slope * mx, 3),
-                         "effective_bandwidth_gb_s": round(1e-6 / slope, 1) if slope > 0
-                         else None, "points": len(pts)})
+            try:
+                fixed, bandwidth = fit_bandwidth(pts)
+            except ValueError:  # equal widths, or step time not growing with bytes
+                fixed, bandwidth = None, None
+            fits.append({"concurrency": c,
+                         "fixed_ms": None if fixed is None else round(1e3 * fixed, 3),
+                         "effective_bandwidth_gb_s": None if bandwidth is None
+                         else round(bandwidth / 1e9, 1), "points": len(pts)})
     data = {"device": device_name(), "date": time.strftime("%Y-%m-%d"),
             "command": "python -m bench.bench_hardware " + " ".join(sys.argv[1:]),
             "method": "dummy AWQ (Marlin) weights, CUDA graphs on (compiled, captured for the "
