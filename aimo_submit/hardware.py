@@ -744,6 +744,7 @@ class ScaledThroughput:
     measured_dp: int = 1
     """Replicas of the measured layout: its rows count the sequences of all of them."""
     rule: str = "split"
+    """One of :data:`SCALING_RULES`."""
     measured_kv_dtype: str = "auto"
     """KV dtype the table was measured with (the benchmarks use the model's 16-bit dtype)."""
 
@@ -773,13 +774,14 @@ class ScaledThroughput:
         """(bandwidth part measured, remainder measured, step on the setup) in seconds, for
         ``batch`` sequences decoding on each replica.
 
-        The bandwidth part is the time the step's bytes per GPU (:func:`step_bytes`) take at
-        :data:`STREAM_EFFICIENCY` of the measured GPU's bandwidth, at most the whole measured
-        step (where a row is faster than its modelled bytes allow, e.g. shared-prefix KV
-        served from L2, or dummy MoE weights routing to fewer experts than uniform routing,
-        all of that step counts as bandwidth: the earlier rule). It is carried by the ratio
-        of bytes per GPU (the setup's TP split and KV dtype) and of bandwidths; the
-        remainder by :attr:`rest_factor`. The setup's step is at least its matmul time, plus
+        The bandwidth part is the time the step's bytes per GPU (:func:`step_bytes`) take on
+        the measured GPU, the weights at :data:`WEIGHT_STREAM_EFFICIENCY` and the KV at
+        :data:`STREAM_EFFICIENCY` of its bandwidth, at most the whole measured step (where a
+        row is faster than its modelled bytes allow, e.g. shared-prefix KV served from L2, or
+        dummy MoE weights routing to fewer experts than uniform routing, all of that step
+        counts as bandwidth: the earlier rule). It is carried by the ratio of bytes per GPU
+        (the setup's TP split and KV dtype) and of bandwidths; the remainder by
+        :attr:`rest_factor`. The setup's step is at least its matmul time, plus
         the PCIe all-reduce under tensor parallelism."""
         shape, setup = self.setup.shape, self.setup
         measured_bw = GPUS[self.measured_on].bandwidth_tbs * 1e12
