@@ -113,6 +113,7 @@ __all__ = [
     "SETUPS",
     "STREAM_EFFICIENCY",
     "WEIGHT_FORMATS",
+    "WEIGHT_STREAM_EFFICIENCY",
     "GPUSpec",
     "MeasuredThroughput",
     "MemoryPlan",
@@ -122,12 +123,12 @@ __all__ = [
     "Setup",
     "ThroughputModel",
     "WeightFormat",
+    "fit_bandwidth",
     "hardware_for_trace",
     "kv_bytes",
     "kv_bytes_per_token",
     "layout_name",
     "layout_table_for",
-    "fit_bandwidth",
     "layout_table_name",
     "load_throughput",
     "memory_plan",
@@ -138,7 +139,6 @@ __all__ = [
     "throughput_for",
     "weight_bytes",
     "width_sweep_efficiency",
-    "WEIGHT_STREAM_EFFICIENCY",
 ]
 
 TABLES_DIR = Path(__file__).resolve().parents[1] / "bench" / "results" / "throughput"
