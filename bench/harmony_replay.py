@@ -21,14 +21,25 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def replay_token(segments: Sequence[Sequence[int]], call_id: int, prompt_ids: Sequence[int],
-                 n_out: int, end_id: int | None = None) -> int:
-    """The token the transcript puts at output position ``n_out`` of a request with this prompt."""
-    k = min(sum(1 for t in prompt_ids if t == call_id), len(segments) - 1)
-    seg = segments[k]
+def replay_turn(segments: Sequence[Sequence[int]], call_id: int,
+                prompt_ids: Sequence[int]) -> Sequence[int]:
+    """The turn a request with this prompt plays: one per tool call already answered (the
+    last turn once the calls outnumber the turns)."""
+    return segments[min(sum(1 for t in prompt_ids if t == call_id), len(segments) - 1)]
+
+
+def turn_token(seg: Sequence[int], n_out: int, end_id: int | None = None) -> int:
+    """The token a turn puts at output position ``n_out``: past its end, ``end_id`` (else its
+    last token again)."""
     if n_out < len(seg):
         return int(seg[n_out])
     return int(end_id if end_id is not None else seg[-1])
+
+
+def replay_token(segments: Sequence[Sequence[int]], call_id: int, prompt_ids: Sequence[int],
+                 n_out: int, end_id: int | None = None) -> int:
+    """The token the transcript puts at output position ``n_out`` of a request with this prompt."""
+    return turn_token(replay_turn(segments, call_id, prompt_ids), n_out, end_id)
 
 
 try:  # only where vLLM is installed (the GPU machine); the rule above is importable anywhere
@@ -50,13 +61,12 @@ class HarmonyReplay(AdapterLogitsProcessor):  # type: ignore[misc,valid-type]
             return None
         call_id = int(extra["call_id"])
         end_id = extra.get("end_id")
-        chosen: list[int] = []
+        chosen: list[Sequence[int]] = []
 
         def force(prompt_ids: list[int], output_ids: list[int], logits: Any) -> Any:
             if not chosen:  # which turn: fixed by the prompt, computed once
-                chosen.append(min(sum(1 for t in prompt_ids if t == call_id),
-                                  len(segments) - 1))
-            token = replay_token([segments[chosen[0]]], call_id, [], len(output_ids), end_id)
+                chosen.append(replay_turn(segments, call_id, prompt_ids))
+            token = turn_token(chosen[0], len(output_ids), end_id)
             logits.fill_(float("-inf"))
             logits[token] = 0.0
             return logits
