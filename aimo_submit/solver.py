@@ -779,7 +779,8 @@ class _ProblemRun:
         t = tally([])
         waiting = 0
         while True:
-            if seen != self.changes or self.p.confidence_vote:
+            fresh = seen != self.changes or bool(self.p.confidence_vote)
+            if fresh:
                 seen = self.changes
                 t = tally([a for a, _ in self.live.votes], [w for _, w in self.live.votes])
                 decision = should_stop(
@@ -795,7 +796,9 @@ class _ProblemRun:
                     return decision.reason
                 waiting = self.waiting_on_engine()
             now = self.loop.time()
-            if now >= self.budget.soft_deadline and (not soft_checked or self.p.settle_late):
+            # with settle_late, checked again whenever the tally may have moved
+            if now >= self.budget.soft_deadline and (
+                    not soft_checked or (self.p.settle_late and fresh)):
                 soft_checked = True
                 if is_settled(t, self.p.settled_share, self.p.min_votes):
                     return "soft-deadline"
