@@ -100,6 +100,7 @@ from typing import Any, Protocol
 from aimo_submit.engines.vllm_settings import VLLMSettings
 
 __all__ = [
+    "DEFAULT_SCALING",
     "GIB",
     "GPUS",
     "HARDWARE_PRESETS",
@@ -166,6 +167,8 @@ SCALING_RULES = ("split", "bandwidth")
 """How :class:`ScaledThroughput` carries a measured step to another GPU: ``split`` (the
 default: bandwidth part by bytes, the remainder by SMs x clock) or ``bandwidth`` (the earlier
 rule, kept as a sensitivity check: the whole step by the bandwidth ratio)."""
+DEFAULT_SCALING = SCALING_RULES[0]
+"""The rule used unless one is named (the simulator's ``--scaling``, the policy tables)."""
 
 
 # -- facts ---------------------------------------------------------------------------------------
@@ -743,7 +746,7 @@ class ScaledThroughput:
     """Tensor parallel of the measured layout (1: one GPU, one model copy)."""
     measured_dp: int = 1
     """Replicas of the measured layout: its rows count the sequences of all of them."""
-    rule: str = "split"
+    rule: str = DEFAULT_SCALING
     """One of :data:`SCALING_RULES`."""
     measured_kv_dtype: str = "auto"
     """KV dtype the table was measured with (the benchmarks use the model's 16-bit dtype)."""
@@ -965,7 +968,7 @@ def layout_table_for(setup: Setup, tables_dir: str | Path | None = None) -> Path
 
 
 def throughput_for(name: str, tables_dir: str | Path | None = None,
-                   rule: str = "split") -> ThroughputModel:
+                   rule: str = DEFAULT_SCALING) -> ThroughputModel:
     """The best model of setup ``name``: a table measured in its layout, else its one-GPU
     H200 table, scaled by ``rule`` (:data:`SCALING_RULES`); else the roofline."""
     try:

@@ -48,6 +48,7 @@ from aimo_submit.competition import AIMO2, PROFILES, CompetitionProfile, get_pro
 from aimo_submit.engines.base import Engine
 from aimo_submit.engines.replay import ReplayEngine, problem_text
 from aimo_submit.hardware import (
+    DEFAULT_SCALING,
     SCALING_RULES,
     SETUPS,
     ThroughputModel,
@@ -111,7 +112,7 @@ class SimSettings:
     """The competition profile judging answers (``competition.PROFILES``)."""
     tables_dir: str | None = None
     """Folder of measured H200 tables (default ``bench/results/throughput``)."""
-    scaling: str = "split"
+    scaling: str = DEFAULT_SCALING
     """How a measured table is carried to the setup (``hardware.SCALING_RULES``)."""
 
     @property

@@ -32,6 +32,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aimo_submit.hardware import DEFAULT_SCALING
 from aimo_submit.presets import PRESETS, policies_for
 from aimo_submit.simulate import (
     CompetitionResult,
@@ -132,9 +133,9 @@ def _curve_table(curve: list) -> list[str]:
 def _top_level(path: Path, md: list[str], out: list[dict[str, Any]]) -> None:
     profile = profile_of(path)
     seeds = list(range(TOP_SEEDS))
-    for scaling in ("split", SENSITIVITY_SCALING):
+    for scaling in (DEFAULT_SCALING, SENSITIVITY_SCALING):
         curve, (rows, results, doc, settings) = _curve(path, profile, seeds, scaling)
-        if scaling == "split":
+        if scaling == DEFAULT_SCALING:
             (RESULTS / "policies").mkdir(exist_ok=True)
             (RESULTS / "policies" / f"{path.stem}.json").write_text(json.dumps(doc, indent=1))
             md += [f"### {path.name} ({profile}, {settings.n_problems} problems, "
@@ -149,7 +150,7 @@ def _top_level(path: Path, md: list[str], out: list[dict[str, Any]]) -> None:
                    f"this machine:", "", f"- throughput: {settings.throughput().describe()}",
                    "", *_curve_table(curve)]
         for scale, ours, best, gap, _, oracle in curve:
-            out.append({"set": "top" if scaling == "split" else f"top ({scaling} rule)",
+            out.append({"set": "top" if scaling == DEFAULT_SCALING else f"top ({scaling} rule)",
                         "file": path.stem, "profile": profile, "clock": round(scale, 3),
                         "oracle": oracle, "ours": ours["solved_mean"],
                         "best_ref": best["policy"], "best_ref_solved": best["solved_mean"],

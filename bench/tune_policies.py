@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aimo_submit.competition import get_profile
-from aimo_submit.hardware import SCALING_RULES
+from aimo_submit.hardware import DEFAULT_SCALING, SCALING_RULES
 from aimo_submit.policy import PolicyConfig
 from aimo_submit.presets import PRESETS, policies_for
 from aimo_submit.simulate import compare, paired_interval, settings_for
@@ -34,7 +34,7 @@ from bench.bench_policies import CHUNK_TOKENS, CLOCK_SCALES, JOBS, TUNING_SEEDS,
 
 
 def solved(path: Path, profile: str, policies: dict[str, PolicyConfig],
-           seeds: list[int], scaling: str = "split") -> dict[str, dict[float, list[int]]]:
+           seeds: list[int], scaling: str = DEFAULT_SCALING) -> dict[str, dict[float, list[int]]]:
     """Problems solved per policy, clock scale and seed (in seed order)."""
     out: dict[str, dict[float, list[int]]] = {}
     for scale in CLOCK_SCALES:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench.tune_policies", description=__doc__.split("\n")[0])
     ap.add_argument("--traces", required=True, help="one top-level trace file (.jsonl)")
     ap.add_argument("--grid", required=True, help='JSON: {"field": [values, ...], ...}')
-    ap.add_argument("--scaling", default="split", choices=SCALING_RULES,
+    ap.add_argument("--scaling", default=DEFAULT_SCALING, choices=SCALING_RULES,
                     help="how the measured table is carried to the machine (hardware.py)")
     args = ap.parse_args(argv)
     path = Path(args.traces)
