@@ -105,6 +105,7 @@ def _budget(seconds: float, n: int, max_tokens: int) -> Any:
 
 async def _solve(engine: Any, sandbox: Any, n: int, max_tokens: int) -> dict[str, Any]:
     from aimo_submit.policy import PolicyConfig
+    from aimo_submit.prompts import build_messages
     from aimo_submit.solver import Solver
 
     policy = PolicyConfig(n_samples=n, early_stop_agree=99, early_stop_unbeatable=False, tir=True,
@@ -119,9 +120,8 @@ async def _solve(engine: Any, sandbox: Any, n: int, max_tokens: int) -> dict[str
     out["wall_s"] = round(time.perf_counter() - t0, 2)
     out["prompt_ids_match_harmony"] = (
         engine._prompt_ids(solver.build_prompt(TRANSCRIPT["problem"]))
-        == list(solver.chat().render_prompt(
-            __import__("aimo_submit.prompts", fromlist=["build_messages"]).build_messages(
-                TRANSCRIPT["problem"], "gpt-oss-tir", MODULUS - 1)).token_ids))
+        == list(solver.chat().render_prompt(build_messages(
+            TRANSCRIPT["problem"], "gpt-oss-tir", MODULUS - 1)).token_ids))
     return out
 
 
