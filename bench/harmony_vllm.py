@@ -125,6 +125,12 @@ async def _solve(engine: Any, sandbox: Any, n: int, max_tokens: int) -> dict[str
     return out
 
 
+def _brief(result: dict[str, Any]) -> None:
+    """One line of a solve's outcome for the log."""
+    print(json.dumps({k: result[k] for k in ("answer", "answer_source", "stop_reason", "votes",
+                                             "code_calls", "faults")}), flush=True)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
@@ -154,15 +160,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         data["startup_s"] = round(engine.startup_s or 0, 1)
         print(f"ready in {engine.startup_s:.1f} s", flush=True)
         data["replay"] = await _solve(engine, sandbox, n=2, max_tokens=2048)
-        r = data["replay"]
-        print(json.dumps({k: r[k] for k in ("answer", "answer_source", "stop_reason", "votes",
-                                            "code_calls", "faults")}), flush=True)
+        _brief(data["replay"])
         # the same engine, requests without the processor's arguments: random tokens
         engine.settings = base.replace(sampling_extra={"skip_special_tokens": False})
         data["random"] = await _solve(engine, sandbox, n=4, max_tokens=args.random_tokens)
-        r = data["random"]
-        print(json.dumps({k: r[k] for k in ("answer", "answer_source", "stop_reason", "votes",
-                                            "code_calls", "faults")}), flush=True)
+        _brief(data["random"])
         data["engine_stats"] = dict(engine.stats)
     finally:
         sandbox.close()
