@@ -181,6 +181,48 @@ def _holdout(path: Path, md: list[str], out: list[dict[str, Any]]) -> float:
     return gap
 
 
+def plot_curves(rows: list[dict[str, Any]], path: Path) -> bool:
+    """Score against budget, one panel per top-level file: ours and the best reference at each
+    clock under the default scaling rule (solid) and the sensitivity rule (faint), the oracle
+    as a ceiling and 90% of it. Reads the rows :func:`run` returns; False if there are none."""
+    top = [r for r in rows if str(r.get("set", "")).startswith("top")]
+    files = list(dict.fromkeys(r["file"] for r in top))
+    if not files:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(files), figsize=(5.5 * len(files), 4), squeeze=False)
+    for ax, name in zip(axes[0], files, strict=True):
+        for rule_set, alpha, tag in (("top", 1.0, ""),
+                                     (f"top ({SENSITIVITY_SCALING} rule)", 0.35,
+                                      f" ({SENSITIVITY_SCALING} rule)")):
+            pts = sorted((r for r in top if r["file"] == name and r["set"] == rule_set),
+                         key=lambda r: r["clock"])
+            if not pts:
+                continue
+            x = [r["clock"] for r in pts]
+            ax.plot(x, [r["ours"] for r in pts], "o-", color="tab:blue", alpha=alpha,
+                    label=f"ours{tag}")
+            ax.plot(x, [r["best_ref_solved"] for r in pts], "s--", color="tab:orange",
+                    alpha=alpha, label=f"best reference{tag}")
+        oracle = next(r["oracle"] for r in top if r["file"] == name)
+        ax.axhline(oracle, color="grey", lw=1, label="oracle (majority of the whole pool)")
+        ax.axhline(0.9 * oracle, color="grey", lw=1, ls=":", label="90% of the oracle")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(CLOCK_SCALES, [f"x{c:.2g}" for c in CLOCK_SCALES])
+        ax.set_xlabel("clock, as a multiple of the profile's 5 h x problems / 50")
+        ax.set_ylabel("problems solved (mean over seeds)")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def run() -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -197,12 +239,12 @@ def run() -> list[dict[str, Any]]:
           "more samples than a pool holds runs the pool (no sample model is used in these "
           "tables). Oracle: majority over the whole pool, no clock (ties count fractionally).",
           "", "Hardware: the measured H200 tables carried to each machine by the split rule "
-          "(`aimo_submit/hardware.py`: a step's bytes at the measured streaming efficiency by "
-          "the bandwidth ratio, the rest of the step by SMs x clock, plus the PCIe all-reduce "
-          "under tensor parallelism); each top-level file is shown again under the earlier, "
-          "more pessimistic rule (the whole step by the bandwidth ratio) as a sensitivity "
-          f"check. Seeds: {TOP_SEEDS} per clock on the top-level files, {HOLDOUT_SEEDS} on "
-          f"each holdout file, {SYNTHETIC_SEEDS} on the synthetic set.",
+          "(`aimo_submit/hardware.py`: a step's weights and KV at their measured streaming "
+          "efficiencies by the bandwidth ratio, the rest of the step by SMs x clock, plus the "
+          "PCIe all-reduce under tensor parallelism); each top-level file is shown again "
+          "under the earlier, more pessimistic rule (the whole step by the bandwidth ratio) "
+          f"as a sensitivity check. Seeds: {TOP_SEEDS} per clock on the top-level files, "
+          f"{HOLDOUT_SEEDS} on each holdout file, {SYNTHETIC_SEEDS} on the synthetic set.",
           "", "Policies (each with its own time rule, `aimo_submit/presets.py`): "
           "`aimo2-baseline` (32 samples, 12k/8k caps by schedule, each problem to completion), "
           "`aimo2-winner` (NemoSkills: 12 samples, stop at 4 agreeing, fair share of the time "
@@ -246,6 +288,8 @@ def run() -> list[dict[str, Any]]:
              "oracle": r["oracle_majority"], "ours": r["solved_mean"] if r["policy"] == "ours"
              else None, "best_ref": r["policy"], "best_ref_solved": r["solved_mean"]}
             for r in rows]
+    if plot_curves(out, RESULTS / "policies_curves.png"):
+        md += ["Score against budget on the top-level files: `policies_curves.png`.", ""]
     md += [f"Wall time of this benchmark: {time.perf_counter() - t0:.0f} s on {JOBS} worker(s)."]
     (RESULTS / "policies.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return out
