@@ -166,6 +166,11 @@ PRESETS: dict[str, PolicyConfig] = {
         # harmony python tool is called many times per attempt (the traces' harness set no
         # limit), so 64 calls; a call may run 30 s (public AIMO3 notebooks used 6-120 s; a
         # fair share is a few minutes), and 8 code workers so no attempt waits for another's.
+        # Tried and dropped (2026-12-02): asking for more agreement (4, or none: unbeatable or
+        # all done) while the fair share covers a sample at the token cap, so that an idle clock
+        # buys votes; on the tuning seeds x1 fell from 34.0 to 33.6 (x1/4..x1/2 unchanged): the
+        # shortest samples finish first and, on one problem, agree on the right answer that the
+        # whole pool outvotes (8 of 20 seeds lost it; no other problem changed).
         n_samples=12,
         early_stop_agree=3,
         extend_factor=6.0,
