@@ -46,6 +46,9 @@ def _local_gateway(argv: list[str]) -> int:
                     help="one policy override, e.g. --set n_samples=12 (JSON values)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    if args.rerun and not args.kaggle_data:  # before the model loads, which can take minutes
+        ap.error(f"--rerun needs --kaggle-data, e.g. tests/fixtures/kaggle/{args.profile} "
+                 "(with make: GATEWAY=standin RERUN=1)")
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from aimo_submit.gateway import GatewayError, load_problems
@@ -53,7 +56,11 @@ def _local_gateway(argv: list[str]) -> int:
 
     overrides: dict = {}
     if args.policy:
-        overrides.update(json.loads(Path(args.policy).read_text()))
+        try:
+            overrides.update(json.loads(Path(args.policy).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            print(f"error: --policy {args.policy}: {exc}", file=sys.stderr)
+            return 2
     for item in args.set:
         key, _, value = item.partition("=")
         try:
@@ -81,6 +88,12 @@ def _local_gateway(argv: list[str]) -> int:
         )
     except (KeyError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TypeError as exc:
+        if not overrides:  # not a user's value: a bug, keep the traceback
+            raise
+        print(f"error: a policy override has the wrong type ({exc}): {overrides}",
+              file=sys.stderr)
         return 2
     except Exception as exc:
         if type(exc).__name__ == "ManifestError":
@@ -110,11 +123,9 @@ def _local_gateway(argv: list[str]) -> int:
 
 
 def _rehearse_rerun(sub, args: argparse.Namespace) -> None:
-    from aimo_submit.gateway import GatewayError, rehearse_rerun
+    from aimo_submit.gateway import rehearse_rerun
     from aimo_submit.report import print_report
 
-    if not args.kaggle_data:
-        raise GatewayError("--rerun needs --kaggle-data (e.g. tests/fixtures/kaggle/aimo3)")
     result = rehearse_rerun(sub.predict, sub.profile, Path(args.kaggle_data), args.csv,
                             sub.workdir)
     print_report(result, sub.records, startup_s=sub.startup_s, timeline=sub.timeline())
