@@ -25,7 +25,7 @@ help:
 	@echo "make package         build the Kaggle upload folders under build/"
 	@echo "make bench           run the benchmarks and print their tables"
 	@echo "make bench-faults    each injected fault on the tiny model and what predict did (~1 min)"
-	@echo "make bench-deadline  1,000 simulated runs under injected faults through Submission.predict (~25 min)"
+	@echo "make bench-deadline  1,000 simulated runs under injected faults through Submission.predict (6-25 min; SEEDS=N for fewer)"
 	@echo "make bench-confidence confidence-weighted vote and online termination, tiny model"
 	@echo "make lint            ruff"
 

@@ -487,8 +487,12 @@ def run() -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--problems", type=int, default=300)
+    ap = argparse.ArgumentParser(
+        prog="bench.bench_confidence",
+        description="Confidence-weighted vote and online termination on the embedded tiny model.")
+    ap.add_argument("--problems", type=int, default=FULL_RUN,
+                    help=f"problems of the split (a report-split run of >= {FULL_RUN} writes "
+                    "bench/results/confidence.md; fewer only print)")
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32])
     ap.add_argument("--split", choices=["report", "tune"], default="report")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -19,7 +19,7 @@ the code a submission runs.
 
 Run: ``make bench-deadline`` (= ``python -m bench.deadline``; ``--seeds N`` for fewer). Writes
 ``bench/results/deadline.md`` and ``bench/results/deadline_slack.png``. Not part of ``make
-bench`` because 1,000 seeds take about 25 minutes on 2 CPUs (1,376 s on a shared machine).
+bench`` because 1,000 seeds take 6 to 25 minutes on 2 shared CPUs (371 s and 1,376 s in two runs).
 """
 
 from __future__ import annotations
