@@ -20,7 +20,7 @@ ARGS    ?=
 help:
 	@echo "make local-gateway   rehearse the whole submission on the embedded tiny model (CPU)"
 	@echo "make test            run the test suite"
-	@echo "make tiny-model      retrain the embedded tiny model and its problem CSV"
+	@echo "make tiny-model      retrain the embedded tiny model and its problem CSV, update the manifest (~12 min)"
 	@echo "make notebook        build notebooks/aimo_submit.ipynb from its template"
 	@echo "make package         build the Kaggle upload folders under build/"
 	@echo "make bench           run the benchmarks and print their tables"
@@ -49,8 +49,10 @@ local-gateway: $(STAMP)
 		$(if $(filter standin,$(GATEWAY)),--kaggle-data $(STANDIN_DATA)) \
 		$(if $(RERUN),--rerun) $(ARGS)
 
+# The manifest records the tiny model's sizes and sha256 (preflight and tests check them).
 tiny-model: $(STAMP)
 	$(PY) scripts/make_tiny_model.py
+	$(PY) -m aimo_submit manifest update tiny-qwen2-math
 
 notebook: $(STAMP)
 	$(PY) -m aimo_submit build-notebook

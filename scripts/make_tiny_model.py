@@ -7,7 +7,12 @@ synthetic problems in the real output format (``<think>`` ... ``</think>`` then 
 and fenced python / fenced output for tool-integrated reasoning). It is meant to be *partly*
 right, so that sampling, majority voting, early stopping and code execution all visibly matter.
 
-Everything is deterministic given ``--seed``. Run ``python scripts/make_tiny_model.py --help``.
+The data and problem CSV are deterministic given ``--seed``; the weights were not reproduced
+bit for bit: the committed model was trained under transformers 5.23, and one retrain under the
+pinned 5.24 / torch 2.13 gave other weights (final loss 0.0345 against 0.0363; the same CSV),
+whether from the versions or from thread timing was not checked. ``make tiny-model`` then
+records the new files in weights_manifest.json, which preflight and the tests check. Run
+``python scripts/make_tiny_model.py --help``.
 The generator functions are importable (tests load this file by path).
 """
 
