@@ -193,7 +193,8 @@ class CompetitionResult:
 def _load(traces: str, profile: str) -> tuple[TraceProblem, ...]:
     problems = load_shared_traces(traces, profile=get_profile(profile))
     if not problems:
-        raise FileNotFoundError(f"no recorded traces in {traces}")
+        missing = "" if Path(traces).exists() else " (no such file)"
+        raise FileNotFoundError(f"no recorded traces in {traces}{missing}")
     return tuple(problems)
 
 
