@@ -89,12 +89,6 @@ def _local_gateway(argv: list[str]) -> int:
     except (KeyError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except TypeError as exc:
-        if not overrides:  # not a user's value: a bug, keep the traceback
-            raise
-        print(f"error: a policy override has the wrong type ({exc}): {overrides}",
-              file=sys.stderr)
-        return 2
     except Exception as exc:
         if type(exc).__name__ == "ManifestError":
             print(f"error: {exc}", file=sys.stderr)

@@ -231,11 +231,18 @@ class PolicyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
-        """Build from a mapping, refusing unknown keys so a typo never silently does nothing."""
+        """Build from a mapping, refusing unknown keys so a typo never silently does nothing,
+        and values of the wrong type (overrides come from JSON, a command line or an
+        environment variable: ``"12"`` for ``n_samples`` is an error, not a string compare
+        failing later), both as ``ValueError`` naming the key."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown policy keys: {', '.join(unknown)}; known: {sorted(known)}")
+        wrong = [f"{key}={value!r} (wants {_FIELD_TYPES[key]})" for key, value in data.items()
+                 if not _type_ok(_FIELD_TYPES[key], value)]
+        if wrong:
+            raise ValueError(f"policy values of the wrong type: {', '.join(wrong)}")
         return cls(**data)
 
     def replace(self, **changes: Any) -> PolicyConfig:
@@ -243,3 +250,26 @@ class PolicyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(PolicyConfig)}
+"""Each field's annotation as written (``from __future__`` keeps them as strings)."""
+
+
+def _type_ok(annotation: str, value: Any) -> bool:
+    """Does a JSON-loaded value fit a field's annotation? ints pass for floats (JSON writes
+    1.0 as 1 in places); bools never pass for numbers (``True`` is an int in Python)."""
+    if value is None:
+        return annotation.endswith("| None")
+    base = annotation.removesuffix(" | None")
+    if isinstance(value, bool):
+        return base == "bool"
+    if base == "int":
+        return isinstance(value, int)
+    if base == "float":
+        return isinstance(value, (int, float))
+    if base == "str":
+        return isinstance(value, str)
+    if base.startswith("dict"):
+        return isinstance(value, dict)
+    return False  # a bool field given a non-bool, or a type this check does not know

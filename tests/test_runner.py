@@ -143,7 +143,7 @@ def test_rehearsal_command_end_to_end(tmp_path: Path) -> None:
         (["--model", "no-such-model"], "no-such-model"),
         (["--preset", "no-such-preset"], "unknown policy preset"),
         (["--set", "n_samplez=3"], "unknown policy keys"),
-        (["--set", "n_samples=abc"], "wrong type"),
+        (["--set", "n_samples=abc"], "n_samples='abc' (wants int)"),
         (["--policy", "no/such.json"], "--policy no/such.json"),
         (["--rerun"], "GATEWAY=standin RERUN=1"),
     ],
