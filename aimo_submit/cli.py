@@ -19,6 +19,16 @@ DELEGATED = {
     "policy": "aimo_submit.presets",
 }
 
+SUMMARIES = {
+    "local-gateway": "rehearse the whole submission on a local gateway (make local-gateway)",
+    "manifest": "list, verify or update the model entries of weights_manifest.json",
+    "package": "build the Kaggle upload folders (make package)",
+    "build-notebook": "build notebooks/aimo_submit.ipynb from its template (make notebook)",
+    "simulate": "replay recorded or synthetic traces under the policies, in virtual time",
+    "policy": "print, as JSON, the policy a submission runs",
+}
+"""One line per command for ``--help``; each command's own ``--help`` says the rest."""
+
 
 def _local_gateway(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
@@ -130,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = ["local-gateway", *DELEGATED]
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m aimo_submit {" + ",".join(commands) + "} [options]")
+        print("usage: python -m aimo_submit {" + ",".join(commands) + "} [options]\n")
+        print("\n".join(f"  {c:<15} {SUMMARIES[c]}" for c in commands))
+        print("\n'python -m aimo_submit COMMAND --help' for a command's options.")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd == "local-gateway":

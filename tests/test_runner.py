@@ -155,3 +155,13 @@ def test_rehearsal_command_explains_bad_options(
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert message in proc.stderr
+
+
+def test_top_level_help_names_every_command_with_a_line(capsys) -> None:
+    from aimo_submit.cli import DELEGATED, SUMMARIES, main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ["local-gateway", *DELEGATED]:
+        assert re.search(rf"^  {command} +{re.escape(SUMMARIES[command])}$", out, re.M)
+    assert main([]) == 2  # no command: the same text, and a failing exit status
