@@ -131,7 +131,7 @@ def _rehearse_rerun(sub, args: argparse.Namespace) -> None:
     from aimo_submit.report import print_report
 
     result = rehearse_rerun(sub.predict, sub.profile, Path(args.kaggle_data), args.csv,
-                            sub.workdir)
+                            sub.workdir, time_limit_s=sub.scheduler.total_s)
     print_report(result, sub.records, startup_s=sub.startup_s, timeline=sub.timeline())
     print(f"answered {len(result.rows)} problem(s); result.json: Succeeded")
 

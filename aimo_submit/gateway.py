@@ -438,6 +438,12 @@ def run_kaggle_gateway(
     path = _collect_submission(out, t_wall)
     rows = [GatewayRow(r.id, r.answer, truth.get(r.id), r.seconds, r.order)
             for r in adapted.rows]
+    return _timed_result(rows, seconds, time_limit_s, path)
+
+
+def _timed_result(rows: list[GatewayRow], seconds: float, time_limit_s: float | None,
+                  path: Path) -> GatewayResult:
+    """The run's result, or the error Kaggle's time limit would have given."""
     if time_limit_s is not None and seconds > time_limit_s:
         raise GatewayError(f"time limit exceeded: {seconds:.1f} s used of {time_limit_s:.1f} s"
                            f" for {len(rows)} problems")
@@ -450,6 +456,7 @@ def rehearse_rerun(
     folder: Path,
     test_csv: str | Path,
     out_dir: str | Path = ".",
+    time_limit_s: float | None = None,
 ) -> GatewayResult:
     """A competition rerun on this machine: ``serve()`` blocks in a thread of this process
     (Kaggle's rerun flag set) while the gateway module's ``__main__`` runs in another process,
@@ -458,6 +465,7 @@ def rehearse_rerun(
     For the stand-ins of ``tests/fixtures/kaggle``: they read the problems from
     ``$KAGGLE_EVALUATION_STANDIN_TEST_CSV`` and dial localhost. Kaggle's real gateway reads
     ``/kaggle/input/...`` and dials the host ``inference_server``, so it cannot run this way.
+    ``time_limit_s``: as for the local gateway, a run past it is an error.
     """
     import subprocess
     import threading
@@ -485,7 +493,7 @@ def rehearse_rerun(
                            f" {outcome.get('ErrorDetails')}")
     rows = [GatewayRow(r.id, r.answer, truth.get(r.id), r.seconds, r.order)
             for r in adapted.rows]
-    return GatewayResult(rows, seconds, None, out / "submission.parquet")
+    return _timed_result(rows, seconds, time_limit_s, out / "submission.parquet")
 
 
 def serve(

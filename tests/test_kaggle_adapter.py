@@ -27,6 +27,7 @@ from aimo_submit.gateway import (
     find_kaggle_evaluation,
     is_competition_rerun,
     make_inference_server,
+    rehearse_rerun,
     serve,
 )
 
@@ -205,6 +206,20 @@ def test_gateway_in_another_process_reaches_the_blocking_server(standin, tmp_pat
     events = standin.events()
     pids = {e["event"]: e["pid"] for e in events}
     assert pids["serve"] == os.getpid() != pids["result"]
+
+
+def test_a_rerun_rehearsal_past_its_time_limit_is_an_error(standin, tmp_path):
+    """`--rerun` holds the budget as the local gateway does: every problem is answered through
+    the gateway process, and then the run is judged against the limit."""
+    calls: list[tuple] = []
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(GatewayError, match=r"time limit exceeded: [\d.]+ s used of 0.0 s "
+                                           r"for 2 problems"):
+        rehearse_rerun(_adding(calls), AIMO2, STANDINS / "aimo2", _csv(tmp_path, ["r1", "r2"]),
+                       out, time_limit_s=1e-6)
+    assert sorted(c[0].item(0) for c in calls) == ["r1", "r2"]
+    assert pl.read_parquet(out / "submission.parquet").height == 2
 
 
 @pytest.mark.skipif(not (TINY_MODEL / "config.json").is_file(), reason="no tiny model")
