@@ -208,9 +208,11 @@ def test_gateway_in_another_process_reaches_the_blocking_server(standin, tmp_pat
     assert pids["serve"] == os.getpid() != pids["result"]
 
 
-def test_a_rerun_rehearsal_past_its_time_limit_is_an_error(standin, tmp_path):
+def test_a_rerun_rehearsal_past_its_time_limit_is_an_error(standin, tmp_path, monkeypatch):
     """`--rerun` holds the budget as the local gateway does: every problem is answered through
     the gateway process, and then the run is judged against the limit."""
+    # rehearse_rerun sets the flag for its own process; undo it for the tests after this one
+    monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "1")
     calls: list[tuple] = []
     out = tmp_path / "out"
     out.mkdir()
